@@ -1,0 +1,24 @@
+# The two set-up commands are `make demo` and `make test`; both install what they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: deps demo test lint bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+demo: deps
+	$(VENV)/bin/wardwatch-sim demo
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+bench: deps
+	$(PY) bench/snmp_poll.py
+
+clean:
+	rm -rf run .pytest_cache

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install what wardwatch's demo and tests need on a fresh Debian 12 or 13 machine:
+# Debian's mosquitto, influxdb (1.6.x, v1 API), snmpd and snmp, then a venv with the
+# project and its extras (snmpsim comes from PyPI: Debian's snmpsim is 0.4, too old).
+# Safe to run again: it does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+need_pkgs=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto mosquitto-clients)
+command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
+command -v influx >/dev/null 2>&1 || need_pkgs+=(influxdb-client)
+command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
+command -v snmpget >/dev/null 2>&1 || need_pkgs+=(snmp)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: need root to apt-get install ${need_pkgs[*]}" >&2
+        exit 1
+    fi
+    echo "install-deps: Debian $(cat /etc/debian_version): installing ${need_pkgs[*]}"
+    # Keep the packages from starting system services on their default ports: our
+    # scripts start every service themselves, on free loopback ports.
+    added_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        added_policy=1
+    fi
+    trap '[ "$added_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "install-deps: creating $VENV"
+    "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.wardwatch-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "install-deps: installing wardwatch[test] into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim' \
+        || { echo "install-deps: the venv is incomplete" >&2; exit 1; }
+    touch "$stamp"
+fi
