@@ -42,8 +42,10 @@ fi
 stamp="$VENV/.wardwatch-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "install-deps: installing wardwatch[test] into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel 2>&1 | grep -v '^WARNING: Location' || true
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+    log="$VENV/pip-install.log"
+    { "$VENV/bin/python" -m pip install --disable-pip-version-check -U pip setuptools wheel \
+        && "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[test]'; } > "$log" 2>&1 \
+        || { tail -30 "$log" >&2; echo "install-deps: pip failed, see $log" >&2; exit 1; }
     "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim' \
         || { echo "install-deps: the venv is incomplete" >&2; exit 1; }
     touch "$stamp"
