@@ -1,0 +1,155 @@
+"""The agent process: one task per device, the publisher, and self-metrics, in one TaskGroup.
+
+Each device runs on its own schedule (a random start offset, then a fixed rate), so a
+slow or dead device never delays another's polls. Every poll ends in the outbox: a
+successful one as ``device_status`` + ``if_traffic`` readings, a failed one as
+``device_status`` with ``up=0`` and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import resource
+import time
+from dataclasses import dataclass
+
+from wardwatch.agent.config import AgentConfig, DeviceConfig
+from wardwatch.agent.errors import DeviceError
+from wardwatch.agent.outbox import Outbox
+from wardwatch.agent.publisher import Publisher
+from wardwatch.agent.snmp import SnmpSession, close_engine, new_engine
+from wardwatch.agent.switch import SwitchState, down_reading, poll_switch
+
+from wardwatch.wire import Reading
+
+log = logging.getLogger(__name__)
+
+MAX_START_OFFSET = 10.0  # spread the first polls over at most this many seconds
+
+
+@dataclass(slots=True)
+class PollResult:
+    device: DeviceConfig
+    readings: list[Reading]
+    ok: bool
+    reason: str
+    detail: str
+    state: SwitchState
+    version: str
+
+
+class Poller:
+    """Polls devices; shared by ``run`` and ``check``."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.engine = new_engine()
+        self.polls_ok = 0
+        self.polls_failed = 0
+
+    def close(self) -> None:
+        close_engine(self.engine)
+
+    def session(self, dev: DeviceConfig) -> SnmpSession:
+        snmp = self.cfg.auth[dev.auth].snmp
+        assert snmp is not None  # config.check() guarantees it
+        return SnmpSession(engine=self.engine, device=dev, auth=snmp)
+
+    async def poll(self, session: SnmpSession, state: SwitchState) -> PollResult:
+        dev = session.device
+        started = time.monotonic()
+        try:
+            # A bound on the whole poll, whatever the per-request timeouts add up to.
+            async with asyncio.timeout(dev.interval):
+                readings = await poll_switch(session, state, kind=dev.kind)
+        except DeviceError as exc:
+            return self._failed(session, state, exc.reason, str(exc), started)
+        except TimeoutError:
+            return self._failed(session, state, "timeout", f"poll took longer than {dev.interval:g}s", started)
+        self.polls_ok += 1
+        return PollResult(dev, readings, True, "ok", "", state, session.version)
+
+    def _failed(self, session: SnmpSession, state: SwitchState, reason: str, detail: str,
+                started: float) -> PollResult:
+        self.polls_failed += 1
+        dev = session.device
+        reading = down_reading(device_id=dev.id, kind=dev.kind, vendor=dev.vendor, reason=reason,
+                               poll_ms=(time.monotonic() - started) * 1000)
+        return PollResult(dev, [reading], False, reason, detail, state, session.version)
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.poller = Poller(cfg)
+        self.outbox = Outbox(cfg.outbox.path, agent=cfg.agent.id, ward=cfg.agent.ward)
+        self.publisher = Publisher(cfg=cfg.mqtt, agent=cfg.agent.id, ward=cfg.agent.ward, outbox=self.outbox)
+        self.overruns = 0
+
+    async def run(self) -> None:
+        log.info("agent %s (ward %s): %d devices, outbox %s", self.cfg.agent.id, self.cfg.agent.ward,
+                 len(self.cfg.devices), self.cfg.outbox.path)
+        try:
+            async with self.outbox, asyncio.TaskGroup() as tg:
+                tg.create_task(self.publisher.run(), name="publisher")
+                tg.create_task(self._self_metrics(), name="self-metrics")
+                for dev in self.cfg.devices:
+                    tg.create_task(self._device_loop(dev), name=f"device-{dev.id}")
+        finally:
+            self.poller.close()
+
+    async def _device_loop(self, dev: DeviceConfig) -> None:
+        loop = asyncio.get_running_loop()
+        session = self.poller.session(dev)
+        state = SwitchState()
+        was_ok: bool | None = None
+        due = loop.time() + random.uniform(0, min(dev.interval, MAX_START_OFFSET))
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            result = await self.poller.poll(session, state)
+            if result.ok != was_ok:
+                if result.ok:
+                    log.info("device %s (%s): up, %d interfaces", dev.id, dev.host, state.interfaces)
+                else:
+                    log.warning("device %s (%s): down: %s: %s", dev.id, dev.host, result.reason, result.detail)
+            else:
+                log.debug("device %s: %s %s", dev.id, result.reason, result.detail)
+            was_ok = result.ok
+            await self.outbox.put(result.readings)
+            due += dev.interval
+            behind = loop.time() - due
+            if behind > 0:  # the poll overran its slot: skip to the next one, don't bunch up
+                skipped = int(behind // dev.interval) + 1
+                self.overruns += skipped
+                due += skipped * dev.interval
+
+    async def _self_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.self_interval)
+            depth, oldest = await self.outbox.stats()
+            reading = Reading(
+                device=self.cfg.agent.id, kind="agent", measurement="agent", time_ms=int(time.time() * 1000),
+                fields={
+                    "outbox_depth": depth,
+                    "outbox_oldest_s": oldest,
+                    "polls_ok": self.poller.polls_ok,
+                    "polls_failed": self.poller.polls_failed,
+                    "overruns": self.overruns,
+                    "published": self.publisher.published,
+                    "mqtt_connected": int(self.publisher.connected),
+                    "rss_mb": round(_rss_mb(), 1),
+                },
+            )
+            await self.outbox.put([reading])
+
+
+def _rss_mb() -> float:
+    """Current resident set size; falls back to the peak where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

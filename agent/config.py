@@ -1,0 +1,116 @@
+"""The agent's config: strict, typed, loaded once (see configs/agent-example.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from wardwatch.config import Duration, MqttSection, Strict, load
+from wardwatch.wire import NAME_PATTERN as _NAME
+
+
+class AgentSection(Strict):
+    id: str = Field(pattern=_NAME, description="this agent's id, unique in the city; one per ward office")
+    ward: str = Field(pattern=_NAME, description="the ward or commune this agent watches, e.g. cam-pho")
+
+
+class OutboxSection(Strict):
+    path: Path = Field(description="SQLite file that holds readings until the broker acknowledges them")
+
+
+class SnmpAuth(Strict):
+    version: Literal["1", "2c", "3"] = Field(description="SNMP version: '1', '2c' or '3'")
+    community: SecretStr | None = Field(None, description="v1/v2c community")
+    user: str | None = Field(None, min_length=1, max_length=32, description="v3 user name")
+    auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = Field(
+        None, description="v3 authentication protocol"
+    )
+    auth_key: SecretStr | None = Field(None, description="v3 authentication pass phrase (8+ chars)")
+    priv_protocol: Literal["DES", "AES", "AES192", "AES256"] | None = Field(
+        None, description="v3 privacy protocol"
+    )
+    priv_key: SecretStr | None = Field(None, description="v3 privacy pass phrase (8+ chars)")
+    context: str = Field("", max_length=64, description="v3 context name")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpAuth:
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError(f"SNMP v{self.version} needs a community")
+            return self
+        if not self.user:
+            raise ValueError("SNMPv3 needs a user")
+        if self.auth_protocol and not self.auth_key:
+            raise ValueError("auth_protocol is set but auth_key is not")
+        if self.priv_protocol and not (self.auth_protocol and self.priv_key):
+            raise ValueError("privacy needs auth_protocol, auth_key and priv_key")
+        for key in (self.auth_key, self.priv_key):
+            if key is not None and len(key.get_secret_value()) < 8:
+                raise ValueError("SNMPv3 keys must be at least 8 characters")
+        return self
+
+
+class OnvifAuth(Strict):
+    username: str = Field(min_length=1, description="ONVIF user")
+    password: SecretStr = Field(description="ONVIF password")
+
+
+class AuthProfile(Strict):
+    snmp: SnmpAuth | None = Field(None, description="SNMP credentials")
+    onvif: OnvifAuth | None = Field(None, description="ONVIF credentials")
+
+
+class DeviceConfig(Strict):
+    id: str = Field(pattern=_NAME, description="device id, unique within this agent")
+    kind: Literal["switch", "ap", "camera"] = Field(description="what the device is")
+    host: str = Field(min_length=1, max_length=253, description="address or host name")
+    port: int | None = Field(None, ge=1, le=65535, description="SNMP port (161) or ONVIF port (80)")
+    auth: str = Field(min_length=1, description="name of a profile under auth:")
+    interval: Duration = Field(60.0, ge=1, le=86400, description="how often to poll")
+    timeout: Duration = Field(2.0, gt=0, le=60, description="per-request timeout")
+    retries: int = Field(1, ge=0, le=5, description="per-request retries after a timeout")
+    max_repetitions: int = Field(10, ge=1, le=100, description="GETBULK max-repetitions")
+    vendor: str | None = Field(None, pattern=_NAME, description="vendor tag, where known")
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> DeviceConfig:
+        if self.timeout * (self.retries + 1) > self.interval:
+            raise ValueError(
+                f"timeout {self.timeout:g}s x {self.retries + 1} tries is longer than the "
+                f"interval {self.interval:g}s"
+            )
+        return self
+
+
+class AgentConfig(Strict):
+    agent: AgentSection
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    outbox: OutboxSection
+    auth: dict[str, AuthProfile] = Field(default_factory=dict, description="named credentials")
+    devices: list[DeviceConfig] = Field(default_factory=list, max_length=5000)
+    self_interval: Duration = Field(30.0, ge=5, le=3600, description="how often to report agent self-metrics")
+
+
+def check(cfg: AgentConfig) -> list[str]:
+    """Cross-references: unique device ids, auth profiles that exist and fit the kind."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, dev in enumerate(cfg.devices):
+        where = f"devices[{i}]"
+        if dev.id in seen:
+            problems.append(f"{where}.id: '{dev.id}' is already used by devices[{seen[dev.id]}]")
+        seen.setdefault(dev.id, i)
+        profile = cfg.auth.get(dev.auth)
+        if profile is None:
+            problems.append(f"{where}.auth: unknown auth profile '{dev.auth}'")
+        elif dev.kind in ("switch", "ap") and profile.snmp is None:
+            problems.append(f"{where}.auth: profile '{dev.auth}' has no snmp credentials")
+        elif dev.kind == "camera":
+            problems.append(f"{where}.kind: cameras are not supported by this version yet")
+    return problems
+
+
+def load_config(path: Path) -> AgentConfig:
+    return load(path, AgentConfig, check)

@@ -1,0 +1,130 @@
+"""Counter samples in, per-second rates out; never a spike.
+
+Pure logic, one :class:`InterfaceRates` per device. The rules (devices.md section A):
+
+- 64-bit counters are preferred; a 32-bit one that went backwards wrapped once, so 2^32
+  is added. A 64-bit counter that went backwards was reset: no rate this time.
+- A device reboot (sysUpTime went back, and it was not the 497-day TimeTicks wrap)
+  discards every interface's state: no rate this cycle.
+- A changed ifCounterDiscontinuityTime, a changed ifName for the same ifIndex (renumbered
+  after a reboot), or a counter that switched between 32 and 64 bits discards that
+  interface's state.
+- A traffic rate above 1.1 x ifHighSpeed is dropped and counted, never emitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TIMETICKS_MODULO = 2**32
+SPIKE_FACTOR = 1.1
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    value: int
+    bits: int  # 32 or 64
+
+
+@dataclass(frozen=True, slots=True)
+class IfSample:
+    """One interface as read in one poll."""
+
+    name: str
+    counters: dict[str, Counter]  # e.g. in_octets, out_octets, in_errors, out_errors
+    speed_mbps: float = 0.0
+    discontinuity: int = 0  # ifCounterDiscontinuityTime, in TimeTicks
+
+
+@dataclass(slots=True)
+class RateResult:
+    rates: dict[int, dict[str, float]] = field(default_factory=dict)  # ifIndex -> name -> per second
+    rebooted: bool = False
+    dropped: int = 0  # rates refused by the spike guard
+
+
+@dataclass(slots=True)
+class _Prev:
+    sample: IfSample
+    t: float
+
+
+# Which counters give bits per second (guarded by the interface speed) and which give
+# plain events per second.
+_OCTETS = {"in_octets": "in_bps", "out_octets": "out_bps"}
+_EVENTS = {"in_errors": "in_err_ps", "out_errors": "out_err_ps", "in_discards": "in_disc_ps",
+           "out_discards": "out_disc_ps"}
+
+
+def is_reboot(prev_ticks: int, now_ticks: int, elapsed_s: float) -> bool:
+    """sysUpTime went back: a reboot, unless it is the TimeTicks wrap at 2^32 (497 days)."""
+    if now_ticks >= prev_ticks:
+        return False
+    expected = prev_ticks + round(elapsed_s * 100)
+    if expected < TIMETICKS_MODULO:
+        return True
+    slack = max(500, round(elapsed_s * 50))  # network jitter, and devices' loose clocks
+    return abs(now_ticks - (expected - TIMETICKS_MODULO)) > slack
+
+
+def counter_delta(prev: Counter, now: Counter) -> int | None:
+    """How much a counter grew, or None when the interval cannot be trusted."""
+    if prev.bits != now.bits:
+        return None
+    delta = now.value - prev.value
+    if delta >= 0:
+        return delta
+    if now.bits == 32:
+        return delta + 2**32
+    return None  # a 64-bit counter does not wrap in practice: it was reset
+
+
+class InterfaceRates:
+    """Remembers the last poll of one device and turns the next one into rates."""
+
+    def __init__(self) -> None:
+        self._uptime: int | None = None
+        self._uptime_t = 0.0
+        self._prev: dict[int, _Prev] = {}
+
+    def update(self, *, uptime_ticks: int, t: float, interfaces: dict[int, IfSample]) -> RateResult:
+        """``t`` is the poller's monotonic clock, in seconds, when the answer came."""
+        result = RateResult()
+        if self._uptime is not None and is_reboot(self._uptime, uptime_ticks, t - self._uptime_t):
+            result.rebooted = True
+            self._prev.clear()
+        self._uptime, self._uptime_t = uptime_ticks, t
+
+        for index, now in interfaces.items():
+            prev = self._prev.get(index)
+            self._prev[index] = _Prev(now, t)
+            if prev is None or prev.sample.name != now.name:
+                continue
+            if prev.sample.discontinuity != now.discontinuity:
+                continue
+            dt = t - prev.t
+            if dt <= 0:
+                continue
+            rates = self._rates(prev.sample, now, dt, result)
+            if rates:
+                result.rates[index] = rates
+        for gone in set(self._prev) - set(interfaces):
+            del self._prev[gone]
+        return result
+
+    @staticmethod
+    def _rates(prev: IfSample, now: IfSample, dt: float, result: RateResult) -> dict[str, float]:
+        out: dict[str, float] = {}
+        limit = now.speed_mbps * 1e6 * SPIKE_FACTOR
+        for counter, name in (*_OCTETS.items(), *_EVENTS.items()):
+            if counter not in now.counters or counter not in prev.counters:
+                continue
+            delta = counter_delta(prev.counters[counter], now.counters[counter])
+            if delta is None:
+                continue
+            rate = delta / dt * (8 if counter in _OCTETS else 1)
+            if counter in _OCTETS and limit > 0 and rate > limit:
+                result.dropped += 1
+                continue
+            out[name] = rate
+        return out

@@ -1,0 +1,165 @@
+"""Config loading shared by the agent and the collector.
+
+A config is YAML, validated once by a pydantic model with ``extra="forbid"``. Before
+validation the loader:
+
+- replaces ``${VAR}`` in strings with the environment variable (a missing one is an
+  error naming the key, never an empty string);
+- replaces ``KEY_file: PATH`` with ``KEY: <contents of PATH>`` for secrets kept in files.
+
+Every failure becomes :class:`ConfigError`, whose message is one line naming the key's
+path, e.g. ``devices[3].auth: unknown auth profile 'ward7'``. Secret values never
+appear in these messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the offending key."""
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys fail, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_duration(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration like '500ms', '30s', '5m', '1h'")
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration)]
+"""Seconds, written in YAML as ``30``, ``"30s"``, ``"5m"``, ``"1h"`` or ``"500ms"``."""
+
+
+def format_loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def load(path: Path, model: type[M], check: Callable[[M], list[str]] | None = None) -> M:
+    """Read, expand and validate a config file; raise ConfigError with one line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = _expand(raw, (), base=Path(path).parent)
+    try:
+        cfg = model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None
+    problems = check(cfg) if check else []
+    if problems:
+        raise ConfigError(problems[0])
+    return cfg
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    loc = list(err["loc"])
+    # Tagged unions and function validators add their own names to the path; drop them.
+    loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    msg = msg.removeprefix("Value error, ")
+    return f"{format_loc(loc)}: {msg}"
+
+
+def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path) -> Any:
+    if isinstance(node, dict):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            here = (*loc, key)
+            if isinstance(key, str) and key.endswith("_file") and isinstance(value, str):
+                target = key.removesuffix("_file")
+                if target in node:
+                    raise ConfigError(f"{format_loc(here)}: give either {target} or {key}, not both")
+                out[target] = _read_secret(_expand(value, here, base=base), here, base)
+            else:
+                out[key] = _expand(value, here, base=base)
+        return out
+    if isinstance(node, list):
+        return [_expand(v, (*loc, i), base=base) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        return _ENV.sub(lambda m: _env(m.group(1), loc), node)
+    return node
+
+
+def _env(name: str, loc: tuple[int | str, ...]) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise ConfigError(f"{format_loc(loc)}: environment variable {name} is not set")
+    return value
+
+
+def _read_secret(path: str, loc: tuple[int | str, ...], base: Path) -> str:
+    p = Path(path)
+    if not p.is_absolute():
+        p = base / p
+    try:
+        return p.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{format_loc(loc)}: cannot read {p}: {exc.strerror}") from None
+
+
+# Sections that both sides share ---------------------------------------------------
+
+
+class TlsSection(Strict):
+    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's certificate")
+    cert_file: Path | None = Field(None, description="client certificate, for brokers that require one")
+    key_file: Path | None = Field(None, description="client private key")
+    insecure: bool = Field(False, description="skip hostname checks; for lab use only")
+
+
+class MqttSection(Strict):
+    host: str = Field("127.0.0.1", min_length=1, description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 for TLS)")
+    username: str | None = Field(None, min_length=1, description="per-agent or per-collector user")
+    password: SecretStr | None = Field(None, description="its password; ${ENV} or password_file")
+    tls: TlsSection | None = Field(None, description="connect over TLS when set")
+    keepalive: Duration = Field(30.0, ge=5, le=600, description="MQTT keepalive")
+    client_id: str | None = Field(
+        None, min_length=1, max_length=128, description="stable client id; derived from the config if unset"
+    )

@@ -1,0 +1,184 @@
+"""The one message that crosses MQTT, and the topic names.
+
+Both the agent and the collector import this module; it imports neither. Every payload
+is JSON and carries ``"schema": 1``. The topic tree and payloads are documented in
+``docs/mqtt.md``; change both together, and bump :data:`SCHEMA` for anything an old
+collector could misread.
+
+Decoding is strict: unknown fields, wrong types, non-finite numbers, unknown
+measurements and over-long names are all rejected with :class:`WireError`, whose
+message says what was wrong. msgspec does the parsing because the collector decodes
+every message on its hot path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Final
+
+import msgspec
+
+SCHEMA: Final = 1
+PREFIX: Final = "wardwatch/v1"
+MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+
+# The measurements of DESIGN.md. A reading for any other is refused, so that a typo
+# in an agent cannot create a new measurement in InfluxDB.
+MEASUREMENTS: Final = frozenset(
+    {"device_status", "if_traffic", "poe", "wifi_radio", "camera_health", "agent"}
+)
+KINDS: Final = frozenset({"switch", "ap", "camera", "agent"})
+# Tags that the collector sets from the batch and the reading itself.
+RESERVED_TAGS: Final = frozenset({"ward", "device", "kind", "agent"})
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+NAME_PATTERN: Final = _NAME
+NAME_RE: Final = re.compile(_NAME)
+
+Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
+TagValue = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+FieldName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+FieldValue = int | float | Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class WireError(ValueError):
+    """A payload or topic that does not follow this module's contract."""
+
+
+class Reading(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One measurement of one device at one time."""
+
+    device: Name
+    kind: Name
+    measurement: Name
+    time_ms: Annotated[int, msgspec.Meta(ge=0)]
+    fields: Annotated[dict[FieldName, FieldValue], msgspec.Meta(min_length=1, max_length=64)]
+    tags: Annotated[dict[FieldName, TagValue], msgspec.Meta(max_length=16)] = {}
+
+
+class Batch(msgspec.Struct, forbid_unknown_fields=True):
+    """What an agent publishes on its readings topic.
+
+    ``seq`` increases by one per batch and never repeats for an agent, across restarts,
+    so that the collector can count gaps and duplicates.
+    """
+
+    schema: int
+    agent: Name
+    ward: Name
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    readings: Annotated[list[Reading], msgspec.Meta(max_length=10_000)]
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Batch)
+
+
+def encode(batch: Batch) -> bytes:
+    check(batch)
+    return _encoder.encode(batch)
+
+
+def decode(payload: bytes) -> Batch:
+    """Parse and validate a readings payload; raise WireError saying why not."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES}-byte cap")
+    try:
+        batch = _decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise WireError(_schema_hint(payload) or str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    check(batch)
+    return batch
+
+
+def check(batch: Batch) -> None:
+    """The rules msgspec's types cannot say."""
+    if batch.schema != SCHEMA:
+        raise WireError(f"schema {batch.schema} is not supported (this side speaks {SCHEMA})")
+    for i, r in enumerate(batch.readings):
+        where = f"readings[{i}]"
+        if r.measurement not in MEASUREMENTS:
+            raise WireError(f"{where}.measurement: unknown measurement {r.measurement!r}")
+        if r.kind not in KINDS:
+            raise WireError(f"{where}.kind: unknown kind {r.kind!r}")
+        for key, value in r.fields.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WireError(f"{where}.fields.{key}: {value} is not a finite number")
+            if isinstance(value, bool):
+                raise WireError(f"{where}.fields.{key}: booleans are sent as 0/1")
+        clash = RESERVED_TAGS.intersection(r.tags)
+        if clash:
+            raise WireError(f"{where}.tags: {sorted(clash)} are set by the collector")
+
+
+def _schema_hint(payload: bytes) -> str | None:
+    """Name a wrong schema version plainly rather than as a type error deep inside."""
+    try:
+        raw = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(raw, dict) and raw.get("schema") != SCHEMA:
+        return f"schema {raw.get('schema')!r} is not supported (this side speaks {SCHEMA})"
+    return None
+
+
+# Topics ---------------------------------------------------------------------------
+
+
+def readings_topic(ward: str, agent: str) -> str:
+    return f"{PREFIX}/{ward}/{agent}/readings"
+
+
+def status_topic(ward: str, agent: str) -> str:
+    return f"{PREFIX}/{ward}/{agent}/status"
+
+
+def events_topic(ward: str, agent: str) -> str:
+    return f"{PREFIX}/{ward}/{agent}/events"
+
+
+def alerts_topic(ward: str, severity: str) -> str:
+    return f"{PREFIX}/alerts/{ward}/{severity}"
+
+
+READINGS_FILTER: Final = f"{PREFIX}/+/+/readings"
+STATUS_FILTER: Final = f"{PREFIX}/+/+/status"
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """An MQTT 5 shared subscription: collectors in one group split the messages."""
+    return f"$share/{group}/{topic_filter}"
+
+
+def parse_agent_topic(topic: str) -> tuple[str, str, str]:
+    """``wardwatch/v1/{ward}/{agent}/{leaf}`` -> (ward, agent, leaf)."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or parts[2] == "alerts":
+        raise WireError(f"topic {topic!r} is not wardwatch/v1/{{ward}}/{{agent}}/{{leaf}}")
+    _, _, ward, agent, leaf = parts
+    if not (NAME_RE.match(ward) and NAME_RE.match(agent)):
+        raise WireError(f"topic {topic!r} has a ward or agent that is not a valid name")
+    return ward, agent, leaf
+
+
+def decode_from(topic: str, payload: bytes) -> Batch:
+    """Decode a readings payload and check that it came from the topic it names."""
+    ward, agent, leaf = parse_agent_topic(topic)
+    if leaf != "readings":
+        raise WireError(f"topic {topic!r} is not a readings topic")
+    batch = decode(payload)
+    if (batch.ward, batch.agent) != (ward, agent):
+        raise WireError(
+            f"payload says ward={batch.ward!r} agent={batch.agent!r}, topic says {ward!r}/{agent!r}"
+        )
+    return batch
+
+
+def status_payload(state: str, *, agent: str, ward: str, time_ms: int) -> bytes:
+    """The retained ``status`` message: ``online`` on connect; the Last Will says ``offline``."""
+    return _encoder.encode(
+        {"schema": SCHEMA, "state": state, "agent": agent, "ward": ward, "time_ms": time_ms}
+    )
