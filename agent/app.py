@@ -21,7 +21,6 @@ from wardwatch.agent.outbox import Outbox
 from wardwatch.agent.publisher import Publisher
 from wardwatch.agent.snmp import SnmpSession, close_engine, new_engine
 from wardwatch.agent.switch import SwitchState, down_reading, poll_switch
-
 from wardwatch.wire import Reading
 
 log = logging.getLogger(__name__)

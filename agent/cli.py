@@ -15,7 +15,6 @@ from pathlib import Path
 from wardwatch.agent.app import Agent, Poller, PollResult
 from wardwatch.agent.config import AgentConfig, load_config
 from wardwatch.agent.switch import SwitchState
-
 from wardwatch.config import ConfigError
 
 PROG = "wardwatch-agent"

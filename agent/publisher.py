@@ -20,9 +20,9 @@ from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
-from wardwatch.agent.outbox import Outbox
 
 from wardwatch import wire
+from wardwatch.agent.outbox import Outbox
 from wardwatch.config import MqttSection
 from wardwatch.mqtt import describe, make_client
 

@@ -26,6 +26,7 @@ from pysnmp.hlapi.v3arch.asyncio import auth as usm
 from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from pysnmp.smi.error import PySnmpError
+
 from wardwatch.agent.config import DeviceConfig, SnmpAuth
 from wardwatch.agent.errors import (
     DeviceAuthError,

@@ -13,7 +13,6 @@ from typing import Any
 from wardwatch.agent.errors import DeviceProtocolError
 from wardwatch.agent.rates import Counter, IfSample, InterfaceRates
 from wardwatch.agent.snmp import SnmpSession
-
 from wardwatch.wire import Reading
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"

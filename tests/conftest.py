@@ -1,0 +1,44 @@
+"""Real services for the tests: one Mosquitto and one InfluxDB per session, each test with
+its own database and its own topics (agent ids). Tests that stop or kill a service start
+their own instead. A service that cannot start fails the run loudly; nothing is skipped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wardwatch.services import InfluxService, Service, start_influxdb, start_mosquitto
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def mosquitto(services_dir: Path) -> Iterator[Service]:
+    with start_mosquitto(services_dir) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def influx(services_dir: Path) -> Iterator[InfluxService]:
+    with start_influxdb(services_dir) as svc:
+        yield svc
+
+
+@pytest.fixture
+def database(influx: InfluxService) -> str:
+    """A fresh database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    influx.create_database(name)
+    return name
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for agent ids and topics."""
+    return uuid.uuid4().hex[:8]

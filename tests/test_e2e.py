@@ -1,0 +1,107 @@
+"""End to end on real services: snmpsim switches -> agent -> Mosquitto -> collector -> InfluxDB."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.util import wait_for, wardwatch_process, write_yaml
+from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
+from wardwatch.simulators.snmprec import SwitchSpec, render
+
+pytestmark = pytest.mark.services
+
+INTERVAL = 2.0
+WARD = "cam-pho"
+
+
+@dataclass
+class Fleet:
+    specs: dict[str, SwitchSpec]
+    sims: dict[str, Service]
+    agent: Service
+    collector: Service
+    database: str
+
+
+def _switch(run_dir: Path, spec: SwitchSpec) -> Service:
+    data = run_dir / spec.name
+    data.mkdir(parents=True)
+    (data / "public.snmprec").write_text(render(spec))
+    return start_snmpsim(run_dir / f"sim-{spec.name}", agents=[SnmpsimAgent(data_dir=data, port=free_port("udp"))])
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, mosquitto: Service, influx: InfluxService, database: str, unique: str) -> Iterator[Fleet]:
+    specs = {name: SwitchSpec(name=name, ports=ports, seed=7) for name, ports in (("sw-a", 24), ("sw-b", 48))}
+    sims = {name: _switch(tmp_path, spec) for name, spec in specs.items()}
+    agent_cfg = write_yaml(tmp_path / "agent.yaml", {
+        "agent": {"id": f"agent-{unique}", "ward": WARD},
+        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "auth": {"v2c-public": {"snmp": {"version": "2c", "community": "public"}}},
+        "devices": [
+            {"id": name, "kind": "switch", "host": "127.0.0.1", "port": sims[name].port,
+             "auth": "v2c-public", "interval": f"{INTERVAL}s", "timeout": "0.5s", "retries": 0}
+            for name in specs
+        ],
+    })
+    collector_cfg = write_yaml(tmp_path / "collector.yaml", {
+        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
+        "influx": {"api": "v1", "url": influx.url, "database": database, "flush_interval": "0.2s"},
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "dead_letter": {"path": str(tmp_path / "dead-letter.jsonl")},
+    })
+    collector = wardwatch_process("wardwatch-collector", ["run", "-c", str(collector_cfg)], tmp_path / "collector")
+    agent = wardwatch_process("wardwatch-agent", ["run", "-c", str(agent_cfg)], tmp_path / "agent")
+    collector.start()
+    agent.start()
+    try:
+        yield Fleet(specs, sims, agent, collector, database)
+    finally:
+        for svc in (agent, collector, *sims.values()):
+            svc.stop()
+
+
+def _points(influx: InfluxService, db: str, q: str) -> list[dict]:
+    return influx.points(q, db=db, epoch="ms")
+
+
+def test_rates_and_status_reach_influxdb(fleet: Fleet, influx: InfluxService) -> None:
+    spec = fleet.specs["sw-a"]
+    port = next(p for p in spec.port_specs() if p.oper_up and p.in_bps > 0)
+    q = (f"SELECT in_bps, out_bps FROM if_traffic WHERE device='sw-a' AND if_name='{port.name}' "
+         f"AND ward='{WARD}' AND in_bps > 0")
+    rows = wait_for(lambda: len(r := _points(influx, fleet.database, q)) >= 3 and r,
+                    timeout=30, what=f"three if_traffic rates for sw-a {port.name}")
+    for row in rows:
+        assert row["in_bps"] == pytest.approx(port.in_bps, rel=0.05), row
+        assert row["out_bps"] == pytest.approx(port.out_bps, rel=0.05), row
+
+    status = _points(influx, fleet.database, "SELECT last(up) AS up FROM device_status GROUP BY device")
+    assert {r["device"]: r["up"] for r in status} == {"sw-a": 1, "sw-b": 1}
+    names = _points(influx, fleet.database, "SHOW TAG VALUES FROM if_traffic WITH KEY = if_name WHERE device='sw-b'")
+    assert len(names) == 48
+
+
+def test_dead_switch_goes_down_while_the_other_keeps_reporting(fleet: Fleet, influx: InfluxService) -> None:
+    wait_for(lambda: _points(influx, fleet.database, "SELECT up FROM device_status WHERE device='sw-a'"),
+             timeout=20, what="first sw-a status")
+    fleet.sims["sw-a"].kill()
+    killed_ms = time.time() * 1000
+
+    down_q = f"SELECT up, reason FROM device_status WHERE device='sw-a' AND up = 0 AND time > {int(killed_ms)}ms"
+    down = wait_for(lambda: _points(influx, fleet.database, down_q), timeout=4 * INTERVAL + 5,
+                    what="sw-a reported down")
+    # The first failed poll is stamped when the poll gave up: within two intervals of the kill.
+    assert down[0]["time"] - killed_ms <= 2 * INTERVAL * 1000
+    assert down[0]["reason"] == "timeout"
+
+    up_q = f"SELECT up FROM device_status WHERE device='sw-b' AND up = 1 AND time > {int(killed_ms)}ms"
+    alive = wait_for(lambda: len(r := _points(influx, fleet.database, up_q)) >= 2 and r,
+                     timeout=4 * INTERVAL + 5, what="sw-b still reporting")
+    assert all(r["up"] == 1 for r in alive)

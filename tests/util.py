@@ -1,0 +1,47 @@
+"""Helpers shared by the tests: deadlines instead of sleeps, and our own processes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from wardwatch.services import Service
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+
+
+def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.25, what: str = "condition") -> T:
+    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last value: {last!r}")
+        time.sleep(interval)
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def wardwatch_process(name: str, args: list[str], run_dir: Path) -> Service:
+    """A wardwatch console script as a Service: started, stopped and killed by PID."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Service(
+        name=name,
+        argv=[str(BIN / name), *args],
+        host="127.0.0.1",
+        port=0,
+        run_dir=run_dir,
+        log_path=run_dir / f"{name}.log",
+    )
