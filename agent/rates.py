@@ -34,6 +34,9 @@ class IfSample:
     counters: dict[str, Counter]  # e.g. in_octets, out_octets, in_errors, out_errors
     speed_mbps: float = 0.0
     discontinuity: int = 0  # ifCounterDiscontinuityTime, in TimeTicks
+    # When its octet counters were read, in the device's sysUpTime seconds (from the same
+    # PDU); None means the poll's own time ``t``. One interface keeps to one clock.
+    t: float | None = None
 
 
 @dataclass(slots=True)
@@ -97,12 +100,15 @@ class InterfaceRates:
 
         for index, now in interfaces.items():
             prev = self._prev.get(index)
-            self._prev[index] = _Prev(now, t)
+            now_t = t if now.t is None else now.t
+            self._prev[index] = _Prev(now, now_t)
             if prev is None or prev.sample.name != now.name:
                 continue
             if prev.sample.discontinuity != now.discontinuity:
                 continue
-            dt = t - prev.t
+            dt = now_t - prev.t
+            if now.t is not None and dt < 0:  # sysUpTime wrapped at 2^32 ticks (reboots cleared above)
+                dt += TIMETICKS_MODULO / 100
             if dt <= 0:
                 continue
             rates = self._rates(prev.sample, now, dt, result)

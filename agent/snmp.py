@@ -8,6 +8,7 @@ pollers above never see a pysnmp type. MIB lookup is off (``lookupMib=False``): 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,8 @@ _AUTH_ERRORS = (
 MAX_VARBINDS = 60
 
 Value = Any  # a pysnmp value; callers convert with int() / str()
+Table = dict[str, dict[str, Value]]  # column OID -> row index -> value
+Times = dict[str, dict[str, float]]  # column OID -> row index -> monotonic arrival time
 
 
 def auth_data(auth: SnmpAuth) -> CommunityData | UsmUserData:
@@ -135,30 +138,42 @@ class SnmpSession:
                 raise DeviceProtocolError(f"asked for {oid}, got {name}")
         return out
 
-    async def walk_columns(self, columns: Sequence[str]) -> dict[str, dict[str, Value]]:
+    async def walk_columns(self, columns: Sequence[str], *, clock: str | None = None) -> tuple[Table, Times]:
         """Walk several table columns at once with GETBULK.
 
-        Returns ``{column: {index: value}}``. Each request asks for the next rows of every
-        column still in its subtree, so a 24-port switch with 10 columns takes a handful
-        of round trips rather than one walk per column.
+        Returns ``{column: {index: value}}`` and, beside it, the time of the answer that
+        carried each value, so that a rate is not skewed by how long the walk took or by
+        network jitter. With ``clock`` (a TimeTicks scalar such as sysUpTime, given without
+        its ``.0``) every request carries it as a non-repeater and the times are the
+        device's own clock in seconds; otherwise they are our monotonic arrival times.
+        Each request asks for the next rows of every column still in its subtree, so a
+        24-port switch with 12 columns takes a handful of round trips, not one walk per column.
         """
         target = await self._transport()
-        result: dict[str, dict[str, Value]] = {c: {} for c in columns}
+        result: Table = {c: {} for c in columns}
+        times: Times = {c: {} for c in columns}
         cursor: dict[str, str | None] = {c: c for c in columns}  # column -> last OID seen
         last: dict[str, tuple[int, ...]] = {}
         for _ in range(10_000):  # a bound: 10k round trips is far past any real table
             active = [c for c in columns if cursor[c] is not None]
             if not active:
-                return result
-            reps = max(1, min(self.device.max_repetitions, MAX_VARBINDS // len(active)))
+                return result, times
+            reps = max(1, min(self.device.max_repetitions, (MAX_VARBINDS - 1) // len(active)))
+            head = [ObjectType(ObjectIdentity(clock))] if clock else []
             try:
                 err_ind, err_status, err_index, var_binds = await bulk_cmd(
-                    self._engine, self._auth, target, self._context, 0, reps,
-                    *(ObjectType(ObjectIdentity(cursor[c])) for c in active), lookupMib=False,
+                    self._engine, self._auth, target, self._context, len(head), reps,
+                    *head, *(ObjectType(ObjectIdentity(cursor[c])) for c in active), lookupMib=False,
                 )
             except PySnmpError as exc:
                 raise DeviceProtocolError(str(exc)) from None
+            arrived = time.monotonic()
             self._raise_for(err_ind, err_status, err_index)
+            if clock:
+                if not var_binds or str(var_binds[0][0]) != f"{clock}.0":
+                    raise DeviceProtocolError(f"no {clock}.0 at the head of the GETBULK answer")
+                arrived = int(var_binds[0][1]) / 100
+                var_binds = var_binds[1:]
             if not var_binds:
                 raise DeviceProtocolError("empty GETBULK answer")
             progressed = {c: False for c in active}
@@ -175,6 +190,7 @@ class SnmpSession:
                     raise DeviceProtocolError(f"non-increasing OID {oid} in the walk of {column}")
                 last[column] = name.asTuple()
                 result[column][oid[len(prefix):]] = value
+                times[column][oid[len(prefix):]] = arrived
                 cursor[column] = oid
                 progressed[column] = True
             for c, moved in progressed.items():

@@ -12,7 +12,7 @@ from typing import Any
 
 from wardwatch.agent.errors import DeviceProtocolError
 from wardwatch.agent.rates import Counter, IfSample, InterfaceRates
-from wardwatch.agent.snmp import SnmpSession
+from wardwatch.agent.snmp import SnmpSession, Table, Times
 from wardwatch.wire import Reading
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
@@ -59,9 +59,10 @@ def _text(value: Any) -> str:
     return raw.decode("utf-8", "replace").strip("\x00 ")
 
 
-def parse_interfaces(cols: dict[str, dict[str, Any]]) -> dict[int, tuple[IfSample, bool]]:
+def parse_interfaces(cols: Table, times: Times | None = None) -> dict[int, tuple[IfSample, bool]]:
     """Walked columns -> ifIndex -> (sample, oper_up). Prefers 64-bit octet counters."""
     by_name = {key: cols.get(oid, {}) for key, oid in COLUMNS.items()}
+    times = times or {}
     out: dict[int, tuple[IfSample, bool]] = {}
     for index in by_name["oper_status"].keys() | by_name["name"].keys():
         try:
@@ -69,13 +70,16 @@ def parse_interfaces(cols: dict[str, dict[str, Any]]) -> dict[int, tuple[IfSampl
         except ValueError:
             raise DeviceProtocolError(f"ifIndex {index!r} is not a number") from None
         counters: dict[str, Counter] = {}
+        read_at = None
         for direction in ("in", "out"):
             hc = by_name[f"{direction}_octets64"].get(index)
             lc = by_name[f"{direction}_octets32"].get(index)
             if hc is not None:
                 counters[f"{direction}_octets"] = Counter(_int(hc, f"ifHC{direction}Octets.{index}"), 64)
+                read_at = read_at or times.get(COLUMNS[f"{direction}_octets64"], {}).get(index)
             elif lc is not None:
                 counters[f"{direction}_octets"] = Counter(_int(lc, f"if{direction}Octets.{index}"), 32)
+                read_at = read_at or times.get(COLUMNS[f"{direction}_octets32"], {}).get(index)
             for kind in ("errors", "discards"):
                 v = by_name[f"{direction}_{kind}"].get(index)
                 if v is not None:
@@ -89,6 +93,7 @@ def parse_interfaces(cols: dict[str, dict[str, Any]]) -> dict[int, tuple[IfSampl
             counters=counters,
             speed_mbps=float(_int(speed, f"ifHighSpeed.{index}")) if speed is not None else 0.0,
             discontinuity=_int(disc, f"ifCounterDiscontinuityTime.{index}") if disc is not None else 0,
+            t=read_at,
         )
         out[if_index] = (sample, oper is not None and _int(oper, f"ifOperStatus.{index}") == 1)
     return out
@@ -103,10 +108,11 @@ async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: str = "
         raise DeviceProtocolError("no sysUpTime.0")
     uptime = _int(scalars[SYS_UPTIME], "sysUpTime")
     state.sys_name = _text(scalars[SYS_NAME])
-    cols = await session.walk_columns(list(COLUMNS.values()))
+    # sysUpTime rides along in every GETBULK, so each counter's time is the device's own.
+    cols, times = await session.walk_columns(list(COLUMNS.values()), clock=SYS_UPTIME.removesuffix(".0"))
     now = time.monotonic()
     time_ms = int(time.time() * 1000)
-    interfaces = parse_interfaces(cols)
+    interfaces = parse_interfaces(cols, times)
     state.interfaces = len(interfaces)
     result = state.rates.update(
         uptime_ticks=uptime, t=now, interfaces={i: s for i, (s, _) in interfaces.items()}

@@ -79,7 +79,7 @@ def test_rates_and_status_reach_influxdb(fleet: Fleet, influx: InfluxService) ->
     rows = wait_for(lambda: len(r := _points(influx, fleet.database, q)) >= 3 and r,
                     timeout=30, what=f"three if_traffic rates for sw-a {port.name}")
     for row in rows:
-        assert row["in_bps"] == pytest.approx(port.in_bps, rel=0.05), row
+        assert row["in_bps"] == pytest.approx(port.in_bps, rel=0.05), rows
         assert row["out_bps"] == pytest.approx(port.out_bps, rel=0.05), row
 
     status = _points(influx, fleet.database, "SELECT last(up) AS up FROM device_status GROUP BY device")

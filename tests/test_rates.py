@@ -94,3 +94,13 @@ def test_vanished_interfaces_are_forgotten() -> None:
     result = rates.update(uptime_ticks=2100, t=20.0, interfaces={1: sample(2000), 2: sample(9_000, name="Gi1/0/2")})
     assert 2 not in result.rates  # port 2 came back: it needs a fresh baseline
     assert 1 in result.rates
+
+
+def test_device_clock_of_the_counter_beats_the_poll_clock() -> None:
+    # The poll's own clock says 12 s passed (a slow walk); the device stamped the counters 10 s apart.
+    rates = InterfaceRates()
+    first = IfSample(name="Gi1/0/1", speed_mbps=GBIT, counters={"in_octets": Counter(0, 64)}, t=500.0)
+    second = IfSample(name="Gi1/0/1", speed_mbps=GBIT, counters={"in_octets": Counter(12_500_000, 64)}, t=510.0)
+    rates.update(uptime_ticks=50_000, t=0.0, interfaces={1: first})
+    result = rates.update(uptime_ticks=51_200, t=12.0, interfaces={1: second})
+    assert result.rates[1]["in_bps"] == pytest.approx(10_000_000)
