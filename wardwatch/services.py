@@ -205,6 +205,9 @@ class Service:
                 self.proc = subprocess.Popen(
                     self.argv,
                     stdin=subprocess.DEVNULL,
+                    # Its own process group: a Ctrl-C at the terminal reaches only our
+                    # process, which then stops the services in order, by PID.
+                    process_group=0,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=self.run_dir,
