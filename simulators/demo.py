@@ -206,15 +206,15 @@ def _watch(
 
 def _progress(influx: InfluxService) -> str:
     try:
-        wards = {r["value"] for r in influx.points("SHOW TAG VALUES FROM if_traffic WITH KEY = ward", db=DATABASE)}
-        traffic = influx.points("SELECT count(in_bps) FROM if_traffic", db=DATABASE)
+        per_ward = influx.points("SELECT count(in_bps) FROM if_traffic GROUP BY ward", db=DATABASE)
         status = influx.points("SELECT count(up) FROM device_status", db=DATABASE)
     except ServiceError as exc:
         return f"InfluxDB query failed: {exc}"
+    wards = {r["ward"] for r in per_ward if r["count"]}
     missing = [w for w, _, _ in WARDS if w not in wards]
     text = (
-        f"wards with if_traffic {len(wards)}/{len(WARDS)}, "
-        f"if_traffic points {traffic[0]['count'] if traffic else 0}, "
+        f"wards with if_traffic rates {len(wards)}/{len(WARDS)}, "
+        f"if_traffic rate points {sum(r['count'] for r in per_ward)}, "
         f"device_status points {status[0]['count'] if status else 0}"
     )
     if 0 < len(missing) <= 4:
