@@ -11,7 +11,7 @@ from wardwatch.collector.config import load_config as load_collector
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ENV = {"WARDWATCH_MQTT_PASSWORD": "pw-123456", "V3_AUTH": "authpass123", "V3_PRIV": "privpass123",
-       "WARDWATCH_HTTP_TOKEN": "token-123"}
+       "WARDWATCH_HTTP_TOKEN": "token-0123456789abcdef"}
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +31,13 @@ def test_collector_example_loads() -> None:
     cfg = load_collector(CONFIGS / "collector-example.yaml")
     assert cfg.influx.api == "v1"
     assert cfg.mqtt.share_group == "collectors"
+
+
+def test_secret_file_keys_are_only_the_secret_fields() -> None:
+    from wardwatch.agent.config import AgentConfig
+    from wardwatch.collector.config import CollectorConfig
+    from wardwatch.config import secret_fields
+
+    assert secret_fields(AgentConfig) == {"password", "community", "auth_key", "priv_key"}
+    assert {"password", "token"} <= secret_fields(CollectorConfig)
+    assert "ca" not in secret_fields(AgentConfig)  # tls.ca_file is a path, not a secret

@@ -5,7 +5,9 @@ validation the loader:
 
 - replaces ``${VAR}`` in strings with the environment variable (a missing one is an
   error naming the key, never an empty string);
-- replaces ``KEY_file: PATH`` with ``KEY: <contents of PATH>`` for secrets kept in files.
+- replaces ``KEY_file: PATH`` with ``KEY: <contents of PATH>`` where ``KEY`` is a secret
+  field of the model (a ``SecretStr``), for secrets kept in files. Other ``*_file`` keys,
+  such as ``tls.ca_file``, are plain paths and are left alone.
 
 Every failure becomes :class:`ConfigError`, whose message is one line naming the key's
 path, e.g. ``devices[3].auth: unknown auth profile 'ward7'``. Secret values never
@@ -18,7 +20,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
@@ -81,7 +83,7 @@ def load(path: Path, model: type[M], check: Callable[[M], list[str]] | None = No
         raise ConfigError(f"{path}: not valid YAML{where}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    raw = _expand(raw, (), base=Path(path).parent)
+    raw = _expand(raw, (), base=Path(path).parent, secrets=secret_fields(model))
     try:
         cfg = model.model_validate(raw)
     except ValidationError as exc:
@@ -106,21 +108,42 @@ def _first_error(exc: ValidationError) -> str:
     return f"{format_loc(loc)}: {msg}"
 
 
-def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path) -> Any:
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Names of the SecretStr fields anywhere in a config model."""
+    names: set[str] = set()
+    seen: set[type] = set()
+
+    def visit(tp: Any) -> None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp in seen:
+                return
+            seen.add(tp)
+            for name, info in tp.model_fields.items():
+                if SecretStr in (info.annotation, *get_args(info.annotation)):
+                    names.add(name)
+                visit(info.annotation)
+        for arg in get_args(tp):
+            visit(arg)
+
+    visit(model)
+    return frozenset(names)
+
+
+def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path, secrets: frozenset[str]) -> Any:
     if isinstance(node, dict):
         out: dict[Any, Any] = {}
         for key, value in node.items():
             here = (*loc, key)
-            if isinstance(key, str) and key.endswith("_file") and isinstance(value, str):
-                target = key.removesuffix("_file")
+            target = key.removesuffix("_file") if isinstance(key, str) else None
+            if target in secrets and key != target and isinstance(value, str):
                 if target in node:
                     raise ConfigError(f"{format_loc(here)}: give either {target} or {key}, not both")
-                out[target] = _read_secret(_expand(value, here, base=base), here, base)
+                out[target] = _read_secret(_expand(value, here, base=base, secrets=secrets), here, base)
             else:
-                out[key] = _expand(value, here, base=base)
+                out[key] = _expand(value, here, base=base, secrets=secrets)
         return out
     if isinstance(node, list):
-        return [_expand(v, (*loc, i), base=base) for i, v in enumerate(node)]
+        return [_expand(v, (*loc, i), base=base, secrets=secrets) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
         return _ENV.sub(lambda m: _env(m.group(1), loc), node)
     return node

@@ -1,0 +1,166 @@
+"""The collector's config file: its shape, bounds and cross-field rules.
+
+Loaded once by :func:`load_config` through :func:`wardwatch.config.load`, so that a bad
+file fails with one line naming the key (``influx.api: v2 is not supported yet; use v1``).
+Later issues add sections (``alerts:``, ``spool:``) beside these; unknown keys fail until
+they exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from wardwatch.config import Duration, MqttSection, Strict, load
+
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+class CollectorMqtt(MqttSection):
+    """The shared ``mqtt:`` section plus what only a subscriber needs."""
+
+    share_group: str | None = Field(
+        None,
+        pattern=_NAME,
+        description="MQTT 5 shared-subscription group; collectors in one group split the readings",
+    )
+    session_expiry: Duration = Field(
+        3600.0,
+        ge=0,
+        le=7 * 86400,
+        description=(
+            "how long the broker keeps this collector's session (its subscription and unacknowledged "
+            "messages) while it is away, so that a restart or crash loses nothing; 0 discards it"
+        ),
+    )
+    receive_maximum: int = Field(
+        10_000,
+        ge=1,
+        le=65_535,
+        description=(
+            "MQTT 5 Receive Maximum: how many unacknowledged messages the broker may send us; "
+            "messages are acknowledged only after their batch is written, so this bounds a batch"
+        ),
+    )
+
+
+class InfluxSection(Strict):
+    api: Literal["v1"] = Field("v1", description="InfluxDB HTTP API: v1 (/write, /query); v2 is planned")
+    url: str = Field(
+        "http://127.0.0.1:8086",
+        pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$",
+        max_length=2048,
+        description="base URL of the InfluxDB HTTP API",
+    )
+    database: str = Field("wardwatch", pattern=_NAME, description="database the readings are written to")
+    rp: str | None = Field(None, pattern=_NAME, description="retention policy; the database's default if unset")
+    username: str | None = Field(None, min_length=1, max_length=256, description="InfluxDB user, when auth is on")
+    password: SecretStr | None = Field(None, description="its password; ${ENV} or password_file")
+    timeout: Duration = Field(10.0, ge=0.1, le=300, description="bound on one HTTP request to InfluxDB")
+    batch_points: int = Field(5000, ge=1, le=100_000, description="write once this many points are pending")
+    flush_interval: Duration = Field(1.0, ge=0.01, le=60, description="write pending points at least this often")
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _api_supported(cls, value: Any) -> Any:
+        if value == "v2":
+            raise ValueError("v2 is not supported yet; use v1")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> InfluxSection:
+        if (self.username is None) != (self.password is None):
+            given, missing = ("username", "password") if self.username else ("password", "username")
+            raise ValueError(f"{given} is set but {missing} is not; give both or neither")
+        return self
+
+
+class HttpSection(Strict):
+    host: str = Field("127.0.0.1", min_length=1, max_length=255, description="address the HTTP API listens on")
+    port: int = Field(8080, ge=1, le=65535, description="port the HTTP API listens on")
+    token: SecretStr | None = Field(
+        None, description="bearer token the API requires; required unless host is a loopback address"
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> HttpSection:
+        if self.token is None and not _is_loopback(self.host):
+            raise ValueError(f"token is required when host is {self.host!r}, which is not a loopback address")
+        return self
+
+
+class DeadLetterSection(Strict):
+    path: Path = Field(
+        Path("dead-letter.jsonl"),
+        description="JSONL file for messages that could not be stored; relative to the config file",
+    )
+    max_bytes: int = Field(
+        50_000_000,
+        ge=4096,
+        le=10 * 1024**3,
+        description="rotate the file to <path>.1 when it would grow past this size",
+    )
+
+
+class CollectorConfig(Strict):
+    mqtt: CollectorMqtt = Field(default_factory=CollectorMqtt, description="the broker the agents publish to")
+    influx: InfluxSection = Field(default_factory=InfluxSection, description="where readings are stored")
+    http: HttpSection = Field(default_factory=HttpSection, description="health and JSON API")
+    dead_letter: DeadLetterSection = Field(
+        default_factory=DeadLetterSection, description="where invalid or rejected messages go"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """Decided from the text alone: validators never resolve names."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(path: Path | str) -> CollectorConfig:
+    """Read and validate a collector config; raise ConfigError with one line naming the key.
+
+    A relative ``dead_letter.path`` is taken relative to the config file's directory.
+    """
+    path = Path(path)
+    cfg = load(path, CollectorConfig)
+    dl_path = cfg.dead_letter.path
+    if not dl_path.is_absolute():
+        dl = cfg.dead_letter.model_copy(update={"path": path.resolve().parent / dl_path})
+        cfg = cfg.model_copy(update={"dead_letter": dl})
+    return cfg
+
+
+def default_client_id(config_path: Path | str) -> str:
+    """A client id that is stable across restarts of the same collector.
+
+    Stable matters: the broker keeps the session (and redelivers unacknowledged
+    messages) under this id. It is derived from the host name and the config file's
+    absolute path, so two collectors started from one file on one host must set
+    ``mqtt.client_id`` themselves.
+    """
+    digest = hashlib.sha256(str(Path(config_path).resolve()).encode()).hexdigest()[:8]
+    host = socket.gethostname().split(".")[0] or "host"
+    return f"wardwatch-collector-{host}-{digest}"

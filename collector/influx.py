@@ -1,0 +1,180 @@
+"""Writing line protocol to InfluxDB's v1 HTTP API (``/write``, ``/query``, ``/ping``).
+
+aiohttp errors stop here: callers see only
+
+- :class:`InfluxUnavailable`: try again later, the data is fine (connection refused,
+  timeout, 5xx, and also 401/403/404, where the server's set-up rather than the data is
+  wrong: keeping the data until an operator fixes it beats throwing it away);
+- :class:`InfluxRejected`: InfluxDB refused the data itself (400 bad line protocol or a
+  field type conflict, 413 too large); retrying the same bytes cannot succeed. Its
+  message carries InfluxDB's own error text.
+
+Credentials go in an ``Authorization: Basic`` header, never the URL, so that no error
+message or log line can carry them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import TracebackType
+from typing import Any, Final
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+_ERROR_TEXT_MAX: Final = 500
+# Not the data's fault: keep it and retry.
+_RETRYABLE_4XX: Final = frozenset({401, 403, 404, 408, 429})
+
+
+class InfluxError(Exception):
+    """Base of the writer's errors."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InfluxUnavailable(InfluxError):
+    """InfluxDB could not take the write now; the same data may succeed later."""
+
+
+class InfluxRejected(InfluxError):
+    """InfluxDB refused the data itself; retrying the same bytes will not help."""
+
+
+_NETWORK_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+class InfluxV1Writer:
+    """An async context manager owning one aiohttp session to one InfluxDB."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        database: str,
+        rp: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self.rp = rp
+        self._auth = aiohttp.BasicAuth(username, password or "") if username else None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"InfluxV1Writer(url={self.url!r}, database={self.database!r}, rp={self.rp!r})"
+
+    async def __aenter__(self) -> InfluxV1Writer:
+        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("InfluxV1Writer used outside 'async with'")
+        return self._session
+
+    async def write(self, lines: list[bytes]) -> None:
+        """POST the lines in one request; return once InfluxDB answered 204."""
+        if not lines:
+            return
+        params = {"db": self.database, "precision": "ms"}
+        if self.rp:
+            params["rp"] = self.rp
+        body = b"\n".join(lines)
+        status, text = await self._request(
+            "POST", "/write", params=params, data=body, headers={"Content-Type": "text/plain; charset=utf-8"}
+        )
+        if status == 204:
+            return
+        detail = _error_text(text)
+        what = f"InfluxDB {self.url} answered {status} to a write of {len(lines)} points: {detail}"
+        if status >= 500 or status in _RETRYABLE_4XX:
+            raise InfluxUnavailable(what, status=status)
+        if 400 <= status < 500:
+            raise InfluxRejected(what, status=status)
+        raise InfluxUnavailable(what, status=status)
+
+    async def ping(self) -> str:
+        """Return the server's version once ``/ping`` answers 204."""
+        try:
+            async with self.session.get(f"{self.url}/ping") as resp:
+                await resp.read()
+                if resp.status != 204:
+                    raise InfluxUnavailable(f"InfluxDB {self.url}/ping answered {resp.status}", status=resp.status)
+                return resp.headers.get("X-Influxdb-Version", "unknown")
+        except _NETWORK_ERRORS as exc:
+            raise InfluxUnavailable(f"InfluxDB {self.url}: {_describe(exc)}") from None
+
+    async def ensure_database(self) -> None:
+        """``CREATE DATABASE``, which is a no-op when it exists."""
+        quoted = self.database.replace("\\", "\\\\").replace('"', '\\"')
+        await self.query(f'CREATE DATABASE "{quoted}"')
+
+    async def query(self, q: str) -> list[dict[str, Any]]:
+        """Run one InfluxQL statement via POST /query; return its ``results``.
+
+        An error inside a 200 answer (InfluxQL reports most errors that way) raises
+        InfluxRejected; transport trouble raises InfluxUnavailable.
+        """
+        status, text = await self._request("POST", "/query", data={"q": q, "db": self.database})
+        if status >= 500 or status in _RETRYABLE_4XX:
+            raise InfluxUnavailable(
+                f"InfluxDB {self.url} answered {status} to a query: {_error_text(text)}", status=status
+            )
+        if status != 200:
+            raise InfluxRejected(
+                f"InfluxDB {self.url} answered {status} to a query: {_error_text(text)}", status=status
+            )
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise InfluxUnavailable(f"InfluxDB {self.url} sent a query answer that is not JSON") from None
+        results: list[dict[str, Any]] = doc.get("results", []) if isinstance(doc, dict) else []
+        for result in results:
+            if "error" in result:
+                raise InfluxRejected(f"InfluxDB {self.url}: {str(result['error'])[:_ERROR_TEXT_MAX]}", status=status)
+        return results
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+        try:
+            async with self.session.request(method, f"{self.url}{path}", **kwargs) as resp:
+                text = await resp.text(errors="replace")
+                return resp.status, text
+        except _NETWORK_ERRORS as exc:
+            raise InfluxUnavailable(f"InfluxDB {self.url}: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text[:_ERROR_TEXT_MAX]
+
+
+def _error_text(body: str) -> str:
+    """InfluxDB's ``{"error": "..."}``, or the start of whatever it sent."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    text = doc["error"] if isinstance(doc, dict) and isinstance(doc.get("error"), str) else body.strip()
+    text = text or "(no error text)"
+    return text[:_ERROR_TEXT_MAX]

@@ -1,0 +1,145 @@
+"""InfluxDB line protocol, written from wire batches. Pure functions.
+
+One line per reading::
+
+    measurement,kind=switch,device=sw-core,if_name=Gi1/0/7,ward=cam-pho in_bps=1.5,oper_up=1i 1764201600000
+
+- Tags: ``ward`` (from the batch), ``device`` and ``kind`` (from the reading), plus the
+  reading's own tags, in sorted key order (what InfluxDB recommends).
+- Escaping: in measurements, commas and spaces; in tag keys, tag values and field keys,
+  commas, spaces and equals signs; in string field values, ``"`` and ``\\``.
+- Backslashes in tag values: InfluxDB 1.x does *not* unescape ``\\\\`` in tags (it
+  stores both characters) and cannot take a tag value that ends in a backslash, while
+  2.x does unescape it. A backslash followed by an ordinary character means itself in
+  both, so it is written as is; a backslash that ends a value or precedes ``\\ , = space``
+  has no spelling both understand, and is refused with :class:`LineProtocolError`.
+  Newlines and other control characters cannot be carried in a tag at all, and are
+  refused likewise.
+- Values: ints as ``123i`` (int64 range), floats as Python's ``repr`` (shortest exact
+  form), strings double-quoted. The timestamp is ``time_ms``, written with
+  ``precision=ms``.
+
+A refusal names the reading, so the collector can dead-letter that one message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Final
+
+from wardwatch import wire
+
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+# InfluxDB stores int64 nanoseconds: the last millisecond it can hold.
+MAX_TIME_MS: Final = INT64_MAX // 1_000_000
+# Names InfluxDB refuses as a tag or field key.
+_RESERVED_KEYS: Final = frozenset({"time"})
+
+_MEASUREMENT_ESC = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
+_STRING_ESC = str.maketrans({"\\": "\\\\", '"': '\\"'})
+# A backslash with no spelling that 1.x and 2.x both read back as itself.
+_AMBIGUOUS_BACKSLASH = re.compile(r"\\(?=[\\, =]|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+FieldValue = int | float | str
+
+
+class LineProtocolError(ValueError):
+    """A value that line protocol cannot carry faithfully."""
+
+
+def escape_measurement(name: str) -> str:
+    if not name:
+        raise LineProtocolError("empty measurement name")
+    _check_no_control(name, "measurement")
+    if name.startswith("#"):
+        raise LineProtocolError(f"measurement {name!r} would read as a comment")
+    return name.translate(_MEASUREMENT_ESC)
+
+
+def escape_key(key: str, what: str = "key") -> str:
+    """A tag key or a field key."""
+    if not key:
+        raise LineProtocolError(f"empty {what}")
+    if key in _RESERVED_KEYS:
+        raise LineProtocolError(f"{what} {key!r} is reserved by InfluxDB")
+    _check_no_control(key, what)
+    _check_backslashes(key, what)
+    return key.translate(_KEY_ESC)
+
+
+def escape_tag_value(value: str, key: str = "tag") -> str:
+    if not value:
+        raise LineProtocolError(f"tag {key}: empty value")
+    _check_no_control(value, f"tag {key}")
+    _check_backslashes(value, f"tag {key}")
+    return value.translate(_KEY_ESC)
+
+
+def format_field_value(value: FieldValue, key: str = "field") -> str:
+    # bool is an int subclass; the wire refuses booleans, but a caller might not.
+    if isinstance(value, bool):
+        raise LineProtocolError(f"field {key}: booleans are written as 0/1 integers")
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise LineProtocolError(f"field {key}: {value} does not fit in a 64-bit integer")
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise LineProtocolError(f"field {key}: {value} is not a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.translate(_STRING_ESC) + '"'
+    raise LineProtocolError(f"field {key}: unsupported type {type(value).__name__}")
+
+
+def line(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    time_ms: int,
+) -> bytes:
+    """One point as a line of line protocol (no trailing newline)."""
+    if not fields:
+        raise LineProtocolError("a point needs at least one field")
+    if not 0 <= time_ms <= MAX_TIME_MS:
+        raise LineProtocolError(f"time_ms {time_ms} is outside what InfluxDB can store")
+    head = [escape_measurement(measurement)]
+    for key in sorted(tags):
+        head.append(f"{escape_key(key, 'tag key')}={escape_tag_value(tags[key], key)}")
+    body = ",".join(f"{escape_key(key, 'field key')}={format_field_value(value, key)}" for key, value in fields.items())
+    return f"{','.join(head)} {body} {time_ms}".encode()
+
+
+def reading_tags(ward: str, reading: wire.Reading) -> dict[str, str]:
+    tags = dict(reading.tags)
+    tags.update(ward=ward, device=reading.device, kind=reading.kind)
+    return tags
+
+
+def batch_lines(batch: wire.Batch) -> list[bytes]:
+    """Every reading of a batch as a line; LineProtocolError names the reading refused."""
+    out: list[bytes] = []
+    for i, reading in enumerate(batch.readings):
+        try:
+            out.append(line(reading.measurement, reading_tags(batch.ward, reading), reading.fields, reading.time_ms))
+        except LineProtocolError as exc:
+            raise LineProtocolError(f"readings[{i}]: {exc}") from None
+    return out
+
+
+def _check_no_control(text: str, what: str) -> None:
+    if _CONTROL.search(text):
+        raise LineProtocolError(f"{what}: {text!r} has a control character, which line protocol cannot carry")
+
+
+def _check_backslashes(text: str, what: str) -> None:
+    if _AMBIGUOUS_BACKSLASH.search(text):
+        raise LineProtocolError(
+            f"{what}: {text!r} has a backslash at its end or before '\\', ',', '=' or ' ', "
+            "which InfluxDB 1.x cannot read back"
+        )
