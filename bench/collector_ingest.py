@@ -87,7 +87,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
 
 
-def ours(influx: InfluxService, broker: Service, db: str, batches: list[wire.Batch], run_dir: Path) -> tuple[float, float]:
+def ours(
+    influx: InfluxService, broker: Service, db: str, batches: list[wire.Batch], run_dir: Path
+) -> tuple[float, float]:
     cfg = run_dir / f"collector-{db}.yaml"
     cfg.write_text(yaml.safe_dump({
         "mqtt": {"host": "127.0.0.1", "port": broker.port},
