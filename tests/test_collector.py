@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.util import BIN, wait_for, wardwatch_process, write_yaml
 from wardwatch import wire
 from wardwatch.collector import lineproto
-from wardwatch.collector.app import DeadLetter, SeqTracker
 from wardwatch.collector.config import load_config
+from wardwatch.collector.ledger import DeadLetter, SeqTracker
 from wardwatch.config import ConfigError
 from wardwatch.services import InfluxService, Service, free_port, start_influxdb, start_mosquitto
 

@@ -1,0 +1,123 @@
+"""What the collector counts and keeps: counters, per-agent seq tracking, dead letters."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Counters:
+    messages: int = 0
+    points_written: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    write_errors: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    last_write_time: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["last_write_time"] = iso(self.last_write_time)
+        return doc
+
+
+@dataclass
+class AgentSeq:
+    ward: str
+    last_seq: int
+    last_seen: float
+    gaps: int = 0
+    duplicates: int = 0
+
+
+class SeqTracker:
+    """Per agent, the highest ``seq`` seen; counts what went missing and what came twice.
+
+    In memory only: after a collector restart the first batch of each agent sets the
+    baseline. A batch that arrives late (after a later one) counts as a duplicate, and
+    the gap it left is not taken back.
+    """
+
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentSeq] = {}
+
+    def observe(self, *, ward: str, agent: str, seq: int, now: float) -> tuple[int, bool]:
+        """Return (messages missing before this one, whether it is a duplicate)."""
+        state = self.agents.get(agent)
+        if state is None:
+            self.agents[agent] = AgentSeq(ward=ward, last_seq=seq, last_seen=now)
+            return 0, False
+        state.last_seen = now
+        state.ward = ward
+        if seq <= state.last_seq:
+            state.duplicates += 1
+            return 0, True
+        missing = seq - state.last_seq - 1
+        state.gaps += missing
+        state.last_seq = seq
+        return missing, False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            agent: {
+                "ward": s.ward,
+                "last_seq": s.last_seq,
+                "gaps": s.gaps,
+                "duplicates": s.duplicates,
+                "last_seen": iso(s.last_seen),
+            }
+            for agent, s in sorted(self.agents.items())
+        }
+
+
+class DeadLetter:
+    """An append-only JSONL file, rotated to ``<path>.1`` before it would pass max_bytes.
+
+    Blocking file I/O: call :meth:`append` through ``asyncio.to_thread``.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._size: int | None = None
+        self._lock = threading.Lock()
+
+    def append(self, *, topic: str, reason: str, payload: bytes, now: float) -> None:
+        record = {
+            "time": iso(now),
+            "topic": topic,
+            "reason": reason,
+            "size": len(payload),
+            "payload_b64": base64.b64encode(payload).decode("ascii"),
+        }
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._size is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._size = self.path.stat().st_size
+                except FileNotFoundError:
+                    self._size = 0
+            if self._size > 0 and self._size + len(data) > self.max_bytes:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                self._size = 0
+            with self.path.open("ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            self._size += len(data)

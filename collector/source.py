@@ -1,0 +1,207 @@
+"""The collector's MQTT side: paho-mqtt in its own network thread, feeding an asyncio queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from wardwatch import mqtt as ww_mqtt
+from wardwatch import wire
+from wardwatch.collector.config import CollectorMqtt
+from wardwatch.collector.ledger import Counters
+
+log = logging.getLogger(__name__)
+
+MQTT_RECONNECT_MIN: Final = 1
+MQTT_RECONNECT_MAX: Final = 30
+MQTT_CLOSE_TIMEOUT: Final = 5.0
+
+
+class StartupError(RuntimeError):
+    """The collector could not start (port in use, unreadable TLS files, ...)."""
+
+
+@dataclass(slots=True)
+class Received:
+    """One MQTT message as handed from paho's thread to the event loop."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+
+
+class MqttSource:
+    """paho-mqtt in its own network thread, feeding an asyncio queue; acks go back.
+
+    Reconnects are paho's own (exponential, 1 s to 30 s). Every successful connect
+    subscribes again, so a broker that lost the session is subscribed anew.
+    """
+
+    def __init__(
+        self,
+        cfg: CollectorMqtt,
+        *,
+        client_id: str,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[Received],
+        counters: Counters,
+    ) -> None:
+        self.cfg = cfg
+        self.client_id = client_id
+        self.where = ww_mqtt.describe(cfg)
+        self.topic_filter = (
+            wire.shared(cfg.share_group, wire.READINGS_FILTER) if cfg.share_group else wire.READINGS_FILTER
+        )
+        self.connected = False
+        self.subscribed = False
+        self.stale_acks = 0
+        self._loop = loop
+        self._queue = queue
+        self._counters = counters
+        self._generation = 0
+        self._ack_lock = threading.Lock()
+        self._closing = False
+        self._disconnected = threading.Event()
+        try:
+            self._client = ww_mqtt.make_client(cfg, client_id=client_id, manual_ack=True)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise StartupError(f"mqtt.tls: {exc}") from None
+        self._client.reconnect_delay_set(min_delay=MQTT_RECONNECT_MIN, max_delay=MQTT_RECONNECT_MAX)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = int(self.cfg.session_expiry)
+        props.ReceiveMaximum = self.cfg.receive_maximum
+        # clean_start=False: resume the session the broker kept for this client id, so
+        # that what it sent us before a restart and we never acked comes again.
+        self._client.connect_async(
+            self.cfg.host,
+            self.cfg.port,
+            keepalive=round(self.cfg.keepalive),
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        log.info("mqtt: connecting to %s as %s, subscribing to %s", self.where, self.client_id, self.topic_filter)
+
+    def ack(self, messages: list[Received]) -> None:
+        """PUBACK each message, in order, unless it came on an earlier connection."""
+        with self._ack_lock:
+            for msg in messages:
+                if msg.generation != self._generation:
+                    self.stale_acks += 1
+                    continue
+                self._client.ack(msg.mid, msg.qos)
+
+    async def close(self) -> None:
+        """Disconnect (queued acks go out first) and stop paho's thread."""
+        self._closing = True
+        was_connected = self._client.is_connected()
+        # Also when not connected: it ends paho's reconnect loop.
+        self._client.disconnect()
+        if was_connected:
+            await asyncio.to_thread(self._disconnected.wait, MQTT_CLOSE_TIMEOUT)
+        await asyncio.to_thread(self._client.loop_stop)
+        log.info("mqtt: disconnected from %s", self.where)
+
+    # paho's thread ------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._ack_lock:
+            self._generation += 1
+        if reason_code.is_failure:
+            self.connected = False
+            log.error("mqtt: %s refused the connection: %s", self.where, reason_code)
+            return
+        self._disconnected.clear()
+        self.connected = True
+        log.info("mqtt: connected to %s (session present: %s)", self.where, flags.session_present)
+        client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1))
+
+    def _on_connect_fail(self, client: Client, userdata: Any) -> None:
+        log.warning(
+            "mqtt: cannot connect to %s; paho retries (backoff %d-%d s)",
+            self.where,
+            MQTT_RECONNECT_MIN,
+            MQTT_RECONNECT_MAX,
+        )
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was_connected = self.connected
+        self.connected = False
+        self.subscribed = False
+        self._disconnected.set()
+        if self._closing:
+            return
+        if was_connected:
+            log.warning("mqtt: disconnected from %s: %s; reconnecting", self.where, reason_code)
+
+    def _on_subscribe(
+        self,
+        client: Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            self.subscribed = False
+            log.error("mqtt: %s refused the subscription to %s: %s", self.where, self.topic_filter, failed[0])
+        else:
+            self.subscribed = True
+            log.info("mqtt: subscribed to %s (granted QoS %s)", self.topic_filter, reason_codes[0].value)
+
+    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+        # message._topic is the raw bytes: .topic raises on a topic that is not UTF-8.
+        raw_topic: bytes = message._topic
+        item = Received(
+            topic=raw_topic.decode("utf-8", errors="backslashreplace"),
+            payload=bytes(message.payload),
+            mid=message.mid,
+            qos=message.qos,
+            generation=self._generation,
+        )
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+            self._loop.call_soon_threadsafe(self._enqueue, item)
+
+    # the event loop -----------------------------------------------------------
+
+    def _enqueue(self, item: Received) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # Left unacked: the broker redelivers it after our next reconnect.
+            self._counters.dropped += 1
+            log.error("queue full (%d): message on %r not taken; the broker keeps it", self._queue.maxsize, item.topic)
