@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Final
 
 from wardwatch import wire
@@ -108,11 +109,26 @@ def line(
         raise LineProtocolError("a point needs at least one field")
     if not 0 <= time_ms <= MAX_TIME_MS:
         raise LineProtocolError(f"time_ms {time_ms} is outside what InfluxDB can store")
-    head = [escape_measurement(measurement)]
+    head = [_measurement(measurement)]
     for key in sorted(tags):
-        head.append(f"{escape_key(key, 'tag key')}={escape_tag_value(tags[key], key)}")
-    body = ",".join(f"{escape_key(key, 'field key')}={format_field_value(value, key)}" for key, value in fields.items())
+        head.append(_tag_pair(key, tags[key]))
+    body = ",".join(f"{_field_key(key)}={format_field_value(value, key)}" for key, value in fields.items())
     return f"{','.join(head)} {body} {time_ms}".encode()
+
+
+# Names and tag values repeat from batch to batch (the same devices and ports): escape
+# each once. A refusal raises, and lru_cache does not keep it.
+_measurement = lru_cache(maxsize=256)(escape_measurement)
+
+
+@lru_cache(maxsize=65_536)
+def _tag_pair(key: str, value: str) -> str:
+    return f"{escape_key(key, 'tag key')}={escape_tag_value(value, key)}"
+
+
+@lru_cache(maxsize=4096)
+def _field_key(key: str) -> str:
+    return escape_key(key, "field key")
 
 
 def reading_tags(ward: str, reading: wire.Reading) -> dict[str, str]:

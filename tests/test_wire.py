@@ -37,7 +37,7 @@ def test_non_finite_and_unknown_measurement_are_refused() -> None:
     good = wire.encode(batch())
     with pytest.raises(wire.WireError, match=r"Number out of range|finite"):
         wire.decode(good.replace(b"1500000.0", b"1e999"))
-    with pytest.raises(wire.WireError, match="unknown measurement"):
+    with pytest.raises(wire.WireError, match=r"Invalid enum value .if_trafic. - at `\$.readings\[0\].measurement`"):
         wire.decode(good.replace(b"if_traffic", b"if_trafic"))
     with pytest.raises(wire.WireError, match="booleans"):
         wire.encode(batch(readings=[wire.Reading(device="d", kind="switch", measurement="poe", time_ms=0,
@@ -54,3 +54,11 @@ def test_payload_must_come_from_its_own_topic() -> None:
 def test_oversized_payload_is_refused_before_parsing() -> None:
     with pytest.raises(wire.WireError, match="cap"):
         wire.decode(b" " * (wire.MAX_PAYLOAD_BYTES + 1))
+
+
+def test_field_and_tag_keys_are_plain_names() -> None:
+    good = wire.encode(batch())
+    with pytest.raises(wire.WireError, match=r"readings\[0\]\.fields: key 'In-Bps'"):
+        wire.decode(good.replace(b'"in_bps"', b'"In-Bps"'))
+    with pytest.raises(wire.WireError, match=r"readings\[0\]\.tags: key 'if name'"):
+        wire.decode(good.replace(b'"if_name"', b'"if name"'))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal, get_args
 
 import msgspec
 
@@ -25,10 +25,10 @@ MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 
 # The measurements of DESIGN.md. A reading for any other is refused, so that a typo
 # in an agent cannot create a new measurement in InfluxDB.
-MEASUREMENTS: Final = frozenset(
-    {"device_status", "if_traffic", "poe", "wifi_radio", "camera_health", "agent"}
-)
-KINDS: Final = frozenset({"switch", "ap", "camera", "agent"})
+Measurement = Literal["device_status", "if_traffic", "poe", "wifi_radio", "camera_health", "agent"]
+Kind = Literal["switch", "ap", "camera", "agent"]
+MEASUREMENTS: Final = frozenset(get_args(Measurement))
+KINDS: Final = frozenset(get_args(Kind))
 # Tags that the collector sets from the batch and the reading itself.
 RESERVED_TAGS: Final = frozenset({"ward", "device", "kind", "agent"})
 
@@ -38,7 +38,11 @@ NAME_RE: Final = re.compile(_NAME)
 
 Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
 TagValue = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-FieldName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# Field and tag keys: checked against KEY_RE in check(), once per distinct key, because
+# msgspec's per-value pattern check costs more than the rest of decoding together.
+FieldName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+KEY_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_good_keys: set[str] = set()
 FieldValue = int | float | Annotated[str, msgspec.Meta(max_length=256)]
 
 
@@ -50,8 +54,8 @@ class Reading(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """One measurement of one device at one time."""
 
     device: Name
-    kind: Name
-    measurement: Name
+    kind: Kind
+    measurement: Measurement
     time_ms: Annotated[int, msgspec.Meta(ge=0)]
     fields: Annotated[dict[FieldName, FieldValue], msgspec.Meta(min_length=1, max_length=64)]
     tags: Annotated[dict[FieldName, TagValue], msgspec.Meta(max_length=16)] = {}
@@ -76,6 +80,17 @@ _decoder = msgspec.json.Decoder(Batch)
 
 
 def encode(batch: Batch) -> bytes:
+    """Validate what msgspec does not check when it encodes, then encode."""
+    for i, r in enumerate(batch.readings):
+        if r.measurement not in MEASUREMENTS:
+            raise WireError(f"readings[{i}].measurement: unknown measurement {r.measurement!r}")
+        if r.kind not in KINDS:
+            raise WireError(f"readings[{i}].kind: unknown kind {r.kind!r}")
+        for key, value in r.fields.items():
+            if isinstance(value, bool):
+                raise WireError(f"readings[{i}].fields.{key}: booleans are sent as 0/1")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WireError(f"readings[{i}].fields.{key}: {value} is not a finite number")
     check(batch)
     return _encoder.encode(batch)
 
@@ -95,23 +110,25 @@ def decode(payload: bytes) -> Batch:
 
 
 def check(batch: Batch) -> None:
-    """The rules msgspec's types cannot say."""
+    """The rules msgspec's types cannot say. (Decoding already refuses booleans for
+    numbers, NaN and infinities: strict JSON has no spelling for them.)"""
     if batch.schema != SCHEMA:
         raise WireError(f"schema {batch.schema} is not supported (this side speaks {SCHEMA})")
     for i, r in enumerate(batch.readings):
-        where = f"readings[{i}]"
-        if r.measurement not in MEASUREMENTS:
-            raise WireError(f"{where}.measurement: unknown measurement {r.measurement!r}")
-        if r.kind not in KINDS:
-            raise WireError(f"{where}.kind: unknown kind {r.kind!r}")
-        for key, value in r.fields.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise WireError(f"{where}.fields.{key}: {value} is not a finite number")
-            if isinstance(value, bool):
-                raise WireError(f"{where}.fields.{key}: booleans are sent as 0/1")
-        clash = RESERVED_TAGS.intersection(r.tags)
-        if clash:
-            raise WireError(f"{where}.tags: {sorted(clash)} are set by the collector")
+        for part, keys in (("fields", r.fields), ("tags", r.tags)):
+            for key in keys:
+                if key not in _good_keys:
+                    _check_key(key, f"readings[{i}].{part}")
+        if r.tags and not RESERVED_TAGS.isdisjoint(r.tags):
+            clash = sorted(RESERVED_TAGS.intersection(r.tags))
+            raise WireError(f"readings[{i}].tags: {clash} are set by the collector")
+
+
+def _check_key(key: str, where: str) -> None:
+    if not KEY_RE.match(key):
+        raise WireError(f"{where}: key {key!r} is not lower-case letters, digits and '_'")
+    if len(_good_keys) < 10_000:  # a bound: keys are a small, fixed vocabulary
+        _good_keys.add(key)
 
 
 def _schema_hint(payload: bytes) -> str | None:
