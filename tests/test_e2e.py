@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.services
 
 INTERVAL = 2.0
 WARD = "cam-pho"
+DASHBOARDS = Path(__file__).parent.parent / "dashboards"
 
 
 @dataclass
@@ -43,6 +45,7 @@ def fleet(tmp_path: Path, mosquitto: Service, influx: InfluxService, database: s
         "agent": {"id": f"agent-{unique}", "ward": WARD},
         "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
         "outbox": {"path": str(tmp_path / "outbox.db")},
+        "self_interval": "5s",
         "auth": {"v2c-public": {"snmp": {"version": "2c", "community": "public"}}},
         "devices": [
             {"id": name, "kind": "switch", "host": "127.0.0.1", "port": sims[name].port,
@@ -105,3 +108,36 @@ def test_dead_switch_goes_down_while_the_other_keeps_reporting(fleet: Fleet, inf
     alive = wait_for(lambda: len(r := _points(influx, fleet.database, up_q)) >= 2 and r,
                      timeout=4 * INTERVAL + 5, what="sw-b still reporting")
     assert all(r["up"] == 1 for r in alive)
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, InfluxQL) for every query of every dashboard, with Grafana's macros
+    filled in as Grafana would for 'the last hour, all wards'."""
+    out = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dash = json.loads(path.read_text())
+        for var in dash["templating"]["list"]:
+            out.append((f"{path.name}: variable {var['name']}", var["query"]))
+        for panel in dash["panels"]:
+            for target in panel["targets"]:
+                q = (target["query"].replace("$timeFilter", "time > now() - 1h")
+                     .replace("$__interval", "10s").replace("$ward", ".*"))
+                out.append((f"{path.name}: {panel['title']} {target['refId']}", q))
+    return out
+
+
+def test_dashboard_queries_return_the_pipelines_data(fleet: Fleet, influx: InfluxService) -> None:
+    queries = dashboard_queries()
+    assert len(queries) >= 9
+
+    empty: list[str] = []
+
+    def all_have_data() -> bool:
+        empty[:] = [title for title, q in queries if not influx.points(q, db=fleet.database)]
+        return not empty
+
+    # Every panel has data once the agent's and the collector's self-metrics have come in.
+    wait_for(all_have_data, timeout=40, what=lambda: f"data for every dashboard query; none yet for {empty}")
+    up = next(q for title, q in queries if title.endswith("Devices up A"))
+    assert {(r["ward"], r["device"], r["up"]) for r in influx.points(up, db=fleet.database)} == {
+        (WARD, "sw-a", 1), (WARD, "sw-b", 1)}

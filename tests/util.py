@@ -16,8 +16,11 @@ T = TypeVar("T")
 BIN = Path(sys.executable).parent
 
 
-def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.25, what: str = "condition") -> T:
-    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+def wait_for(
+    check: Callable[[], T], *, timeout: float, interval: float = 0.25, what: str | Callable[[], str] = "condition"
+) -> T:
+    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s.
+    ``what`` may be a callable, to describe the state at the moment of failure."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -25,7 +28,8 @@ def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.25, 
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last value: {last!r}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {said}; last value: {last!r}")
         time.sleep(interval)
 
 
