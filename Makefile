@@ -16,6 +16,7 @@ test: deps
 
 lint: deps
 	$(VENV)/bin/ruff check .
+	bash scripts/typecheck.sh
 
 bench: deps
 	$(PY) bench/snmp_poll.py

@@ -76,7 +76,7 @@ class Outbox:
 
     async def put(self, readings: Sequence[wire.Reading]) -> int:
         """Commit one batch; return its seq."""
-        seq = await self._call(self._put, list(readings))
+        seq: int = await self._call(self._put, list(readings))
         self.added.set()
         return seq
 
@@ -101,7 +101,8 @@ class Outbox:
 
     async def pending(self, *, after: int, limit: int) -> list[tuple[int, bytes]]:
         """Batches not yet acknowledged, oldest first, with seq greater than ``after``."""
-        return await self._call(self._pending, after, limit)
+        rows: list[tuple[int, bytes]] = await self._call(self._pending, after, limit)
+        return rows
 
     def _pending(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         rows = self.db.execute(
@@ -120,7 +121,8 @@ class Outbox:
 
     async def stats(self) -> tuple[int, float]:
         """(depth, age in seconds of the oldest unacknowledged batch)."""
-        return await self._call(self._stats)
+        stats: tuple[int, float] = await self._call(self._stats)
+        return stats
 
     def _stats(self) -> tuple[int, float]:
         count, oldest = self.db.execute("SELECT count(*), min(created_ms) FROM batches").fetchone()

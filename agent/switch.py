@@ -13,7 +13,7 @@ from typing import Any
 from wardwatch.agent.errors import DeviceProtocolError
 from wardwatch.agent.rates import Counter, IfSample, InterfaceRates
 from wardwatch.agent.snmp import SnmpSession, Table, Times
-from wardwatch.wire import Reading
+from wardwatch.wire import Kind, Reading
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
@@ -99,7 +99,7 @@ def parse_interfaces(cols: Table, times: Times | None = None) -> dict[int, tuple
     return out
 
 
-async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: str = "switch") -> list[Reading]:
+async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: Kind = "switch") -> list[Reading]:
     """Poll once. Raises DeviceError subclasses; the caller records the failure."""
     dev = session.device
     started = time.monotonic()
@@ -141,7 +141,7 @@ async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: str = "
     return readings
 
 
-def down_reading(*, device_id: str, kind: str, vendor: str | None, reason: str, poll_ms: float) -> Reading:
+def down_reading(*, device_id: str, kind: Kind, vendor: str | None, reason: str, poll_ms: float) -> Reading:
     """``device_status`` for a poll that failed: up=0 and why."""
     return Reading(
         device=device_id, kind=kind, measurement="device_status", time_ms=int(time.time() * 1000),

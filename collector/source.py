@@ -86,7 +86,7 @@ class MqttSource:
         self._client.on_message = self._on_message
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = int(self.cfg.session_expiry)
         props.ReceiveMaximum = self.cfg.receive_maximum
         # clean_start=False: resume the session the broker kept for this client id, so

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ssl
 
-from paho.mqtt.client import CallbackAPIVersion, Client, MQTTv5
+from paho.mqtt.client import Client, MQTTv5
+from paho.mqtt.enums import CallbackAPIVersion
 
 from wardwatch.config import MqttSection
 
