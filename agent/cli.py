@@ -14,6 +14,7 @@ from pathlib import Path
 
 from wardwatch.agent.app import Agent, Poller, PollResult
 from wardwatch.agent.config import AgentConfig, load_config
+from wardwatch.agent.outbox import OutboxError
 from wardwatch.agent.switch import SwitchState
 from wardwatch.config import ConfigError
 
@@ -55,6 +56,9 @@ async def run(cfg: AgentConfig) -> int:
     except asyncio.CancelledError:
         logging.getLogger(__name__).info("agent %s: stopped", cfg.agent.id)
         return 0
+    except OutboxError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened or used."""
+
+
 class Outbox:
     def __init__(self, path: Path, *, agent: str, ward: str) -> None:
         self.path = Path(path)
@@ -42,7 +46,11 @@ class Outbox:
         self.added = asyncio.Event()  # set whenever a batch is committed
 
     async def __aenter__(self) -> Self:
-        await self._call(self._open)
+        try:
+            await self._call(self._open)
+        except (OSError, sqlite3.Error) as exc:
+            self._pool.shutdown(wait=False)
+            raise OutboxError(f"outbox.path: cannot open {self.path}: {exc}") from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:

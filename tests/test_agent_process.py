@@ -53,3 +53,21 @@ def test_sigkill_sends_the_will_and_seq_continues_without_gaps(
     with listener.lock:
         status = [wire.decode(p) for t, p, _ in listener.messages if t.endswith("/readings")]
     assert all(r.measurement == "agent" for b in status for r in b.readings)
+
+
+def test_unusable_outbox_path_exits_1_naming_it(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.util import BIN
+
+    (tmp_path / "file").write_text("not a directory")
+    cfg = write_yaml(tmp_path / "agent.yaml", {
+        "agent": {"id": "a1", "ward": WARD},
+        "outbox": {"path": str(tmp_path / "file" / "outbox.db")},
+    })
+    proc = subprocess.run([str(BIN / "wardwatch-agent"), "--log-level", "ERROR", "run", "-c", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"wardwatch-agent: outbox.path: cannot open {tmp_path / 'file' / 'outbox.db'}: ")
