@@ -75,15 +75,16 @@ def parse_interfaces(cols: Table, times: Times | None = None) -> dict[int, tuple
             hc = by_name[f"{direction}_octets64"].get(index)
             lc = by_name[f"{direction}_octets32"].get(index)
             if hc is not None:
-                counters[f"{direction}_octets"] = Counter(_int(hc, f"ifHC{direction}Octets.{index}"), 64)
+                counters[f"{direction}_octets"] = Counter(_int(hc, f"ifHC{direction.title()}Octets.{index}"), 64)
                 read_at = read_at or times.get(COLUMNS[f"{direction}_octets64"], {}).get(index)
             elif lc is not None:
-                counters[f"{direction}_octets"] = Counter(_int(lc, f"if{direction}Octets.{index}"), 32)
+                counters[f"{direction}_octets"] = Counter(_int(lc, f"if{direction.title()}Octets.{index}"), 32)
                 read_at = read_at or times.get(COLUMNS[f"{direction}_octets32"], {}).get(index)
             for kind in ("errors", "discards"):
                 v = by_name[f"{direction}_{kind}"].get(index)
                 if v is not None:
-                    counters[f"{direction}_{kind}"] = Counter(_int(v, f"if{direction}{kind}.{index}"), 32)
+                    what = f"if{direction.title()}{kind.title()}.{index}"
+                    counters[f"{direction}_{kind}"] = Counter(_int(v, what), 32)
         name = (_text(by_name["name"].get(index)) or f"if{if_index}")[:128]
         speed = by_name["high_speed"].get(index)
         disc = by_name["discontinuity"].get(index)

@@ -1,0 +1,57 @@
+"""A device that answers garbage is reported as a protocol error; it never stops the agent."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.util import BIN, write_yaml
+from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
+from wardwatch.simulators.snmprec import SwitchSpec, render
+
+pytestmark = pytest.mark.services
+
+IF_HC_IN_OCTETS_1 = "1.3.6.1.2.1.31.1.1.1.6.1|"
+
+
+@pytest.fixture
+def switches(tmp_path: Path) -> Iterator[Service]:
+    good = render(SwitchSpec(name="sw-good", ports=24, seed=1))
+    # A counter that comes back as a string: what a buggy firmware answers.
+    broken = "\n".join(
+        f"{IF_HC_IN_OCTETS_1}4|not-a-counter" if line.startswith(IF_HC_IN_OCTETS_1) else line
+        for line in render(SwitchSpec(name="sw-broken", ports=24, seed=2)).splitlines()
+    ) + "\n"
+    agents = []
+    for name, text in (("good", good), ("broken", broken)):
+        data = tmp_path / name
+        data.mkdir()
+        (data / "public.snmprec").write_text(text)
+        agents.append(SnmpsimAgent(data_dir=data, port=free_port("udp")))
+    with start_snmpsim(tmp_path / "sim", agents=agents) as sim:
+        yield sim
+
+
+def test_garbage_answer_is_a_protocol_error_and_others_still_answer(tmp_path: Path, switches: Service) -> None:
+    good, broken = switches.agents  # type: ignore[attr-defined]
+    cfg = write_yaml(tmp_path / "agent.yaml", {
+        "agent": {"id": "a1", "ward": "cam-nam"},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "auth": {"v2c": {"snmp": {"version": "2c", "community": "public"}}},
+        "devices": [
+            {"id": "sw-good", "kind": "switch", "host": "127.0.0.1", "port": good.port, "auth": "v2c",
+             "interval": "5s", "timeout": "1s"},
+            {"id": "sw-broken", "kind": "switch", "host": "127.0.0.1", "port": broken.port, "auth": "v2c",
+             "interval": "5s", "timeout": "1s"},
+        ],
+    })
+    proc = subprocess.run([str(BIN / "wardwatch-agent"), "check", "-c", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("sw-")}
+    assert rows["sw-good"].split()[4] == "up"
+    assert rows["sw-broken"].split()[4] == "protocol"
+    assert "ifHCInOctets.1: expected a number" in rows["sw-broken"]
