@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def write_fleet(
     snmp_ports = dict(snmp_ports or {})
     sites = []
     for n, (ward, name, ports) in enumerate(WARDS):
-        port = snmp_ports.get(ward) or _free_udp_port(taken=snmp_ports.values())
+        port = snmp_ports.get(ward) or free_port("udp", avoid=set(snmp_ports.values()))
         snmp_ports[ward] = port
         spec = SwitchSpec(
             name=DEVICE_ID,
@@ -141,14 +140,6 @@ def write_fleet(
     collector_path = base / "collector.yaml"
     _write_yaml(collector_path, collector, "wardwatch-collector config for the demo, written by wardwatch-sim")
     return Fleet(base_dir=base, collector_config=collector_path, wards=tuple(sites))
-
-
-def _free_udp_port(taken: Collection[int]) -> int:
-    for _ in range(50):
-        port = free_port("udp")
-        if port not in taken:
-            return port
-    raise RuntimeError("no free UDP port distinct from the ones already given out")
 
 
 def _write_yaml(path: Path, data: dict[str, object], comment: str) -> None:

@@ -50,7 +50,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -98,25 +98,22 @@ def _error(service: Service, reason: str, lines: int = LOG_TAIL_LINES) -> Servic
 # --------------------------------------------------------------------------- ports, binaries
 
 
-def free_port(kind: Literal["tcp", "udp"] = "tcp", host: str = LOOPBACK) -> int:
-    """Return a port on ``host`` that the kernel says is free right now.
+def free_port(kind: Literal["tcp", "udp"] = "tcp", host: str = LOOPBACK, *, avoid: Collection[int] = ()) -> int:
+    """Return a port on ``host`` that the kernel says is free right now, and not in ``avoid``
+    (ports already handed out but not yet bound).
 
     There is an unavoidable race between closing the probe socket and the
     service binding the port; on a loopback-only test machine it does not bite
     in practice, and a service that loses it fails fast with its log.
     """
     sock_type = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}[kind]
-    with socket.socket(socket.AF_INET, sock_type) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _distinct_free_port(kind: Literal["tcp", "udp"], *taken: int) -> int:
     for _ in range(50):
-        port = free_port(kind)
-        if port not in taken:
+        with socket.socket(socket.AF_INET, sock_type) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
             return port
-    raise ServiceError(f"could not find a free {kind} port distinct from {taken}")
+    raise ServiceError(f"could not find a free {kind} port outside {sorted(avoid)}")
 
 
 def find_binary(name: str) -> str:
@@ -469,7 +466,7 @@ def start_influxdb(run_dir: Path, *, port: int | None = None) -> InfluxService:
     """Start influxd 1.6 with HTTP on 127.0.0.1:port and its RPC
     (``bind-address``, used by backup/restore) on a second free port."""
     port = port or free_port("tcp")
-    rpc_port = _distinct_free_port("tcp", port)
+    rpc_port = free_port("tcp", avoid={port})
     sdir = _service_dir(run_dir, "influxdb", port)
     conf = sdir / "influxdb.conf"
     conf.write_text(
