@@ -104,6 +104,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.max_inflight_messages_set(self.window)  # paho's own default is 20
         self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()  # type: ignore[union-attr]
         try:
             await asyncio.to_thread(client.connect, self.cfg.host, self.cfg.port, int(self.cfg.keepalive))
