@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from wardwatch.agent.app import Agent, Poller, PollResult
@@ -24,6 +25,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description="wardwatch agent: polls a ward's devices")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('wardwatch')}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the agent"), ("check", "poll every device once and print a table")):

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from wardwatch.collector import app
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         help="log threshold (default INFO)",
     )
     parser = argparse.ArgumentParser(prog=PROG, parents=[common], description="The wardwatch collector.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('wardwatch')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the collector until SIGINT/SIGTERM")
     run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")

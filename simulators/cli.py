@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 from wardwatch.services import ServiceError, SnmpsimAgent, start_snmpsim
@@ -76,6 +77,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wardwatch-sim", description="wardwatch simulators and demo fleet")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('wardwatch')}")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
 
