@@ -19,7 +19,7 @@ broker or a database with anything else.  So every helper here
   ``/ping``, an SNMP GET) against a deadline, never with a fixed sleep, and
   fails at once, with the log, if the process exits while starting;
 * stops the process by its PID (SIGTERM, a bounded wait, then SIGKILL) and reaps
-  it.  Never by name (``pkill``/``killall``): other people's processes with the
+  it.  Never by process name: other people's processes with the
   same name may be running on the machine.
 
 Everything runs as root here, which two of the services object to: Mosquitto
