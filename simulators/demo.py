@@ -9,15 +9,12 @@ agents first, then the collector, then the services.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from wardwatch.services import (
@@ -36,60 +33,6 @@ DATABASE = "wardwatch"
 PROGRESS_EVERY_S = 15.0
 STOP_TIMEOUT_S = 10.0
 MARKER = ".wardwatch-demo"
-
-
-@dataclass
-class Child:
-    """A wardwatch process the demo started, logging to its own file."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self, cwd: Path) -> None:
-        with self.log_path.open("ab") as log:
-            # Its own process group: Ctrl-C reaches only the demo, which then
-            # stops the children in order (agents before the collector).
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                process_group=0,
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def terminate(self) -> None:
-        if self.running():
-            assert self.proc is not None
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-
-    def wait_or_kill(self, deadline: float) -> None:
-        if self.proc is None:
-            return
-        try:
-            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{self.name} (pid {self.pid}) ignored SIGTERM; killing it", flush=True)
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     agent_bin, collector_bin = _script("wardwatch-agent"), _script("wardwatch-collector")
 
     services: list[Service] = []
-    children: list[Child] = []
+    children: list[Service] = []
     try:
         print(f"demo: starting Mosquitto, InfluxDB and {len(WARDS)} simulated switches in {run_dir}", flush=True)
         mqtt = start_mosquitto(run_dir / "services", max_queued_messages=0)
@@ -146,23 +89,14 @@ def run(args: argparse.Namespace) -> int:
         agents = [SnmpsimAgent(data_dir=w.data_dir, port=w.snmp_port, host=w.snmp_host) for w in fleet.wards]
         services.append(start_snmpsim(run_dir / "services", agents=agents))
 
-        logs = run_dir / "logs"
-        collector = Child(
-            "collector",
-            [collector_bin, "run", "-c", str(fleet.collector_config), "--log-level", level],
-            logs / "collector.log",
-        )
-        children.append(collector)
+        children.append(_child("collector", [collector_bin, "run", "-c", str(fleet.collector_config)], run_dir))
         children += [
-            Child(
-                f"agent {w.ward}",
-                [agent_bin, "run", "-c", str(w.agent_config), "--log-level", level],
-                logs / f"agent-{w.ward}.log",
-            )
+            _child(f"agent {w.ward}", [agent_bin, "run", "-c", str(w.agent_config)], run_dir, log=f"agent-{w.ward}")
             for w in fleet.wards
         ]
         for child in children:
-            child.start(run_dir)
+            child.argv += ["--log-level", level]
+            child.start()
         _print_banner(fleet, influx, http_port, services, children, run_dir)
         return _watch(stop, influx, services, children, args.duration)
     except ServiceError as exc:
@@ -174,11 +108,23 @@ def run(args: argparse.Namespace) -> int:
         _stop_all(children, services)
 
 
+def _child(name: str, argv: list[str], run_dir: Path, *, log: str | None = None) -> Service:
+    """A wardwatch process of the demo: started and stopped by PID like the services."""
+    return Service(
+        name=name,
+        argv=argv,
+        host="127.0.0.1",
+        port=0,
+        run_dir=run_dir,
+        log_path=run_dir / "logs" / f"{log or name}.log",
+    )
+
+
 def _watch(
     stop: threading.Event,
     influx: InfluxService,
     services: list[Service],
-    children: list[Child],
+    children: list[Service],
     duration: float,
 ) -> int:
     started = time.monotonic()
@@ -227,7 +173,7 @@ def _print_banner(
     influx: InfluxService,
     http_port: int,
     services: list[Service],
-    children: list[Child],
+    children: list[Service],
     run_dir: Path,
 ) -> None:
     cli = f"influx -host {influx.host} -port {influx.port} -database {DATABASE} -execute"
@@ -254,7 +200,7 @@ def _print_banner(
     print("\n".join(lines), flush=True)
 
 
-def _stop_all(children: list[Child], services: list[Service]) -> None:
+def _stop_all(children: list[Service], services: list[Service]) -> None:
     if not children and not services:
         return
     for child in children:  # agents first, so their last readings can still reach the collector

@@ -238,14 +238,25 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the PID, wait up to ``timeout`` s, then SIGKILL. Idempotent."""
+        self.terminate()
+        self.wait_or_kill(time.monotonic() + timeout)
+
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once: to stop several processes together, terminate
+        them all, then :meth:`wait_or_kill` each against one deadline."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the process to exit until ``deadline`` (time.monotonic), then SIGKILL it."""
         proc = self.proc
         _LIVE.pop(id(self), None)
         if proc is None or proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=timeout)
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.kill()
 
