@@ -52,7 +52,7 @@ class Publisher:
 
     def _on_connect(self, _c: Client, _u: Any, _f: ConnectFlags, rc: ReasonCode, _p: Any) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connack.set_result if not self._connack.done() else _noop, rc)
+        self._loop.call_soon_threadsafe(self._connected, rc)
 
     def _on_disconnect(self, _c: Client, _u: Any, _f: DisconnectFlags, rc: ReasonCode, _p: Any) -> None:
         assert self._loop is not None
@@ -63,6 +63,12 @@ class Publisher:
         self._loop.call_soon_threadsafe(self._puback, mid, rc)
 
     # event loop side ---------------------------------------------------------------
+
+    def _connected(self, rc: ReasonCode) -> None:
+        # Only the first CONNACK of a connection attempt answers _connect(); paho's own
+        # reconnect may deliver another before we close a lost client, and is ignored.
+        if not self._connack.done():
+            self._connack.set_result(rc)
 
     def _lost(self, reason: str) -> None:
         if self.connected:
@@ -162,10 +168,6 @@ class Publisher:
 
     def _status(self, state: str) -> bytes:
         return wire.status_payload(state, agent=self.agent, ward=self.ward, time_ms=int(time.time() * 1000))
-
-
-def _noop(*_: Any) -> None:
-    pass
 
 
 async def _first(*aws: Any) -> None:
