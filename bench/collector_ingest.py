@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from wardwatch import wire
 from wardwatch.collector import lineproto
-from wardwatch.services import InfluxService, Service, free_port, start_influxdb, start_mosquitto
+from wardwatch.services import InfluxService, Service, free_port, script, start_influxdb, start_mosquitto
 
 READINGS_PER_BATCH = 26
 DEADLINE = 300.0
@@ -97,9 +97,8 @@ def ours(
         "http": {"host": "127.0.0.1", "port": free_port()},
         "dead_letter": {"path": str(run_dir / f"dead-{db}.jsonl")},
     }))
-    collector = Service(name="wardwatch-collector", argv=[str(Path(sys.executable).parent / "wardwatch-collector"),
-                        "run", "-c", str(cfg), "--log-level", "WARNING"], host="127.0.0.1", port=0,
-                        run_dir=run_dir, log_path=run_dir / f"collector-{db}.log")
+    collector = script("wardwatch-collector", ["run", "-c", str(cfg), "--log-level", "WARNING"],
+                       run_dir=run_dir, label=f"collector-{db}")
     collector.start()
     time.sleep(1.0)  # let it subscribe before the first publish (a fixed wait only in the bench, not in tests)
     try:

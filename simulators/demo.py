@@ -23,6 +23,7 @@ from wardwatch.services import (
     ServiceError,
     SnmpsimAgent,
     free_port,
+    script,
     start_influxdb,
     start_mosquitto,
     start_snmpsim,
@@ -51,13 +52,6 @@ def _prepare_run_dir(run_dir: Path) -> None:
     (run_dir / MARKER).write_text("written by wardwatch-sim demo; the demo wipes this dir at start\n")
 
 
-def _script(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise SystemExit(f"demo: {path} not found; install the project (`make deps`)")
-    return str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).resolve()
     _prepare_run_dir(run_dir)
@@ -65,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     level = args.log_level
-    agent_bin, collector_bin = _script("wardwatch-agent"), _script("wardwatch-collector")
 
     services: list[Service] = []
     children: list[Service] = []
@@ -89,13 +82,22 @@ def run(args: argparse.Namespace) -> int:
         agents = [SnmpsimAgent(data_dir=w.data_dir, port=w.snmp_port, host=w.snmp_host) for w in fleet.wards]
         services.append(start_snmpsim(run_dir / "services", agents=agents))
 
-        children.append(_child("collector", [collector_bin, "run", "-c", str(fleet.collector_config)], run_dir))
+        logs, log_level = run_dir / "logs", ["--log-level", level]
+        children.append(
+            script(
+                "wardwatch-collector",
+                ["run", "-c", str(fleet.collector_config), *log_level],
+                run_dir=logs,
+                label="collector",
+            )
+        )
         children += [
-            _child(f"agent {w.ward}", [agent_bin, "run", "-c", str(w.agent_config)], run_dir, log=f"agent-{w.ward}")
+            script(
+                "wardwatch-agent", ["run", "-c", str(w.agent_config), *log_level], run_dir=logs, label=f"agent {w.ward}"
+            )
             for w in fleet.wards
         ]
         for child in children:
-            child.argv += ["--log-level", level]
             child.start()
         _print_banner(fleet, influx, http_port, services, children, run_dir)
         return _watch(stop, influx, services, children, args.duration)
@@ -106,18 +108,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         _stop_all(children, services)
-
-
-def _child(name: str, argv: list[str], run_dir: Path, *, log: str | None = None) -> Service:
-    """A wardwatch process of the demo: started and stopped by PID like the services."""
-    return Service(
-        name=name,
-        argv=argv,
-        host="127.0.0.1",
-        port=0,
-        run_dir=run_dir,
-        log_path=run_dir / "logs" / f"{log or name}.log",
-    )
 
 
 def _watch(

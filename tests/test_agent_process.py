@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_outbox_publisher import Listener
-from tests.util import wait_for, wardwatch_process, write_yaml
+from tests.util import wait_for, write_yaml
 from wardwatch import wire
-from wardwatch.services import Service
+from wardwatch.services import Service, script
 
 pytestmark = pytest.mark.services
 WARD = "cam-an"
@@ -27,7 +27,7 @@ def test_sigkill_sends_the_will_and_seq_continues_without_gaps(
         "self_interval": "5s",  # the agent's own metrics: a batch every 5 s, no devices needed
     })
     listener = Listener(mosquitto.port, f"wardwatch/v1/{WARD}/{agent_id}/#")
-    agent = wardwatch_process("wardwatch-agent", ["run", "-c", str(cfg)], tmp_path / "agent")
+    agent = script("wardwatch-agent", ["run", "-c", str(cfg)], run_dir=tmp_path / "agent")
 
     def states() -> list[str]:
         with listener.lock:

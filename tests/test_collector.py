@@ -20,13 +20,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.util import BIN, wait_for, wardwatch_process, write_yaml
+from tests.util import BIN, wait_for, write_yaml
 from wardwatch import wire
 from wardwatch.collector import lineproto
 from wardwatch.collector.config import load_config
 from wardwatch.collector.ledger import DeadLetter, SeqTracker
 from wardwatch.config import ConfigError
-from wardwatch.services import InfluxService, Service, free_port, start_influxdb, start_mosquitto
+from wardwatch.services import InfluxService, Service, free_port, script, start_influxdb, start_mosquitto
 
 T0 = 1_764_201_600_000  # 2025-11-27T00:00:00Z, in ms
 
@@ -230,8 +230,10 @@ class Collector:
         for section, values in over.items():
             doc[section].update(values)
         self.config = write_yaml(tmp_path / "collector.yaml", doc)
-        self.service = wardwatch_process(
-            "wardwatch-collector", ["run", "-c", str(self.config), "--log-level", "debug"], tmp_path / "collector"
+        self.service = script(
+            "wardwatch-collector",
+            ["run", "-c", str(self.config), "--log-level", "debug"],
+            run_dir=tmp_path / "collector",
         )
 
     def start(self, *, influx_up: bool = True) -> None:
@@ -348,9 +350,7 @@ def wait_points(influx: InfluxService, database: str, q: str, n: int, timeout: f
     return rows
 
 
-def wait_rows(
-    influx: InfluxService, database: str, q: str, expected: list[dict[str, Any]], key: str = "time"
-) -> None:
+def wait_rows(influx: InfluxService, database: str, q: str, expected: list[dict[str, Any]], key: str = "time") -> None:
     wait_for(
         lambda: sorted(points(influx, database, q), key=lambda r: r[key]) == expected,
         timeout=10,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import wait_for, wardwatch_process, write_yaml
-from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
+from tests.util import wait_for, write_yaml
+from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, script, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services
@@ -59,8 +59,8 @@ def fleet(tmp_path: Path, mosquitto: Service, influx: InfluxService, database: s
         "http": {"host": "127.0.0.1", "port": free_port()},
         "dead_letter": {"path": str(tmp_path / "dead-letter.jsonl")},
     })
-    collector = wardwatch_process("wardwatch-collector", ["run", "-c", str(collector_cfg)], tmp_path / "collector")
-    agent = wardwatch_process("wardwatch-agent", ["run", "-c", str(agent_cfg)], tmp_path / "agent")
+    collector = script("wardwatch-collector", ["run", "-c", str(collector_cfg)], run_dir=tmp_path / "collector")
+    agent = script("wardwatch-agent", ["run", "-c", str(agent_cfg)], run_dir=tmp_path / "agent")
     collector.start()
     agent.start()
     try:

@@ -10,8 +10,6 @@ from typing import Any, TypeVar
 
 import yaml
 
-from wardwatch.services import Service
-
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
 
@@ -36,16 +34,3 @@ def wait_for(
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def wardwatch_process(name: str, args: list[str], run_dir: Path) -> Service:
-    """A wardwatch console script as a Service: started, stopped and killed by PID."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return Service(
-        name=name,
-        argv=[str(BIN / name), *args],
-        host="127.0.0.1",
-        port=0,
-        run_dir=run_dir,
-        log_path=run_dir / f"{name}.log",
-    )

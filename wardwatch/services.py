@@ -672,3 +672,19 @@ def start_snmpsim(
     )
     service.start()
     return service
+
+
+def script(name: str, args: list[str], *, run_dir: Path, label: str | None = None) -> Service:
+    """One of wardwatch's own commands (``wardwatch-agent``, ...) as a Service, not yet
+    started: stopped and killed by PID like the others, logging to ``run_dir/LABEL.log``.
+    It has no readiness check; callers wait for what they need."""
+    label = label or name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Service(
+        name=label,
+        argv=[find_binary(name), *args],
+        host=LOOPBACK,
+        port=0,
+        run_dir=run_dir,
+        log_path=run_dir / f"{label.replace(' ', '-')}.log",
+    )
