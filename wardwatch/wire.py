@@ -25,7 +25,18 @@ MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 
 # The measurements of DESIGN.md. A reading for any other is refused, so that a typo
 # in an agent cannot create a new measurement in InfluxDB.
-Measurement = Literal["device_status", "if_traffic", "poe", "wifi_radio", "camera_health", "agent"]
+Measurement = Literal[
+    "device_status",
+    "if_traffic",
+    "poe",
+    "wifi_radio",
+    "wifi_ssid",
+    "lldp_link",
+    "device_health",
+    "camera_health",
+    "camera_event",
+    "agent",
+]
 Kind = Literal["switch", "ap", "camera", "agent"]
 MEASUREMENTS: Final = frozenset(get_args(Measurement))
 KINDS: Final = frozenset(get_args(Kind))
