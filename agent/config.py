@@ -62,6 +62,13 @@ class AuthProfile(Strict):
     onvif: OnvifAuth | None = Field(None, description="ONVIF credentials")
 
 
+class FeedRef(Strict):
+    """The switch port that feeds a camera or AP: alerts and the camera OK state follow it."""
+
+    switch: str = Field(pattern=_NAME, description="id of the switch device (in this agent's devices)")
+    port: str = Field(min_length=1, max_length=64, description="the port's ifName on that switch, e.g. Gi0/5")
+
+
 class DeviceConfig(Strict):
     id: str = Field(pattern=_NAME, description="device id, unique within this agent")
     kind: Literal["switch", "ap", "camera"] = Field(description="what the device is")
@@ -73,6 +80,8 @@ class DeviceConfig(Strict):
     retries: int = Field(1, ge=0, le=5, description="per-request retries after a timeout")
     max_repetitions: int = Field(10, ge=1, le=100, description="GETBULK max-repetitions")
     vendor: str | None = Field(None, pattern=_NAME, description="vendor tag, where known")
+    profile: str | None = Field(None, pattern=_NAME, description="SNMP profile name; matched by sysObjectID if unset")
+    feed: FeedRef | None = Field(None, description="the switch port feeding this device")
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> DeviceConfig:
@@ -109,6 +118,10 @@ def check(cfg: AgentConfig) -> list[str]:
             problems.append(f"{where}.auth: profile '{dev.auth}' has no snmp credentials")
         elif dev.kind == "camera":
             problems.append(f"{where}.kind: cameras are not supported by this version yet")
+        if dev.feed is not None:
+            fed_by = next((d for d in cfg.devices if d.id == dev.feed.switch), None)
+            if fed_by is None or fed_by.kind != "switch":
+                problems.append(f"{where}.feed.switch: '{dev.feed.switch}' is not a switch in devices")
     return problems
 
 
