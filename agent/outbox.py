@@ -5,26 +5,37 @@ The next ``seq`` is stored in the same transaction as the batch, so seq has no g
 never repeats, even across a crash. SQLite runs in WAL mode with ``synchronous=FULL``
 on one worker thread, off the event loop.
 
-This is the walking-skeleton outbox: it is unbounded. Size and age bounds, drop
-counting and drain rate limits come with the store-and-forward work (issue 5).
+Payloads are stored zlib-compressed (JSON batches shrink 8-15x), which is what lets the
+default bounds hold more than a week of a ward's readings (docs/reliability.md).
+
+Bounds: when a commit takes the stored payload bytes over ``max_bytes``, or the oldest
+batch is older than ``max_age``, the oldest batches are deleted in the same transaction
+and counted (``dropped_batches``/``dropped_readings`` in the meta table, so the count
+survives restarts). Readings are never dropped for any other reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from wardwatch import wire
 
+log = logging.getLogger(__name__)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY,
     created_ms INTEGER NOT NULL,
+    readings INTEGER NOT NULL DEFAULT 0,
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -35,14 +46,32 @@ class OutboxError(RuntimeError):
     """The outbox file cannot be opened or used."""
 
 
+def unpack(payload: bytes) -> bytes:
+    """The JSON batch of a stored payload (zlib-compressed, or plain from before compression)."""
+    return payload if payload[:1] == b"{" else zlib.decompress(payload)
+
+
 class Outbox:
-    def __init__(self, path: Path, *, agent: str, ward: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        agent: str,
+        ward: str,
+        max_bytes: int = 1 << 30,
+        max_age: float = 14 * 86400.0,
+    ) -> None:
         self.path = Path(path)
         self.agent = agent
         self.ward = ward
+        self.max_bytes = max_bytes
+        self.max_age = max_age
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db: sqlite3.Connection | None = None
         self._next_seq = 0
+        self._bytes = 0  # stored payload bytes
+        self.dropped_batches = 0  # since the file was created
+        self.dropped_readings = 0
         self.added = asyncio.Event()  # set whenever a batch is committed
 
     async def __aenter__(self) -> Self:
@@ -66,9 +95,15 @@ class Outbox:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
-        row = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-        top = db.execute("SELECT max(seq) FROM batches").fetchone()[0]
-        self._next_seq = max(row[0] if row else 0, (top + 1) if top is not None else 0)
+        columns = {r[1] for r in db.execute("PRAGMA table_info(batches)")}
+        if "readings" not in columns:  # a file from before the bounds
+            db.execute("ALTER TABLE batches ADD COLUMN readings INTEGER NOT NULL DEFAULT 0")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        top, size = db.execute("SELECT max(seq), coalesce(sum(length(payload)), 0) FROM batches").fetchone()
+        self._next_seq = max(meta.get("next_seq", 0), (top + 1) if top is not None else 0)
+        self._bytes = int(size)
+        self.dropped_batches = meta.get("dropped_batches", 0)
+        self.dropped_readings = meta.get("dropped_readings", 0)
         self._db = db
 
     def _close(self) -> None:
@@ -88,35 +123,78 @@ class Outbox:
         self.added.set()
         return seq
 
+    @property
+    def next_seq(self) -> int:
+        """The seq the next committed batch gets."""
+        return self._next_seq
+
     def _put(self, readings: list[wire.Reading]) -> int:
         seq = self._next_seq
-        payload = wire.encode(
-            wire.Batch(schema=wire.SCHEMA, agent=self.agent, ward=self.ward, seq=seq, readings=readings)
+        payload = zlib.compress(
+            wire.encode(wire.Batch(schema=wire.SCHEMA, agent=self.agent, ward=self.ward, seq=seq, readings=readings)),
+            1,
         )
-        with self.db:  # one transaction: the batch and the next seq together
+        now_ms = int(time.time() * 1000)
+        with self.db:  # one transaction: the batch, the next seq and any drops together
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
-                "INSERT INTO batches (seq, created_ms, payload) VALUES (?, ?, ?)",
-                (seq, int(time.time() * 1000), payload),
+                "INSERT INTO batches (seq, created_ms, readings, payload) VALUES (?, ?, ?, ?)",
+                (seq, now_ms, len(readings), payload),
             )
-            self.db.execute(
-                "INSERT INTO meta (key, value) VALUES ('next_seq', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (seq + 1,),
-            )
+            self._set_meta("next_seq", seq + 1)
+            self._bytes += len(payload)
+            self._enforce_bounds(now_ms, keep=seq)
         self._next_seq = seq + 1
         return seq
 
-    async def pending(self, *, after: int, limit: int) -> list[tuple[int, bytes]]:
-        """Batches not yet acknowledged, oldest first, with seq greater than ``after``."""
-        rows: list[tuple[int, bytes]] = await self._call(self._pending, after, limit)
+    def _set_meta(self, key: str, value: int) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def _enforce_bounds(self, now_ms: int, *, keep: int) -> None:
+        """Delete the oldest batches (never ``keep``) while over max_bytes or max_age."""
+        too_old = now_ms - int(self.max_age * 1000)
+        batches = readings = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, created_ms, readings, length(payload) FROM batches WHERE seq != ? ORDER BY seq LIMIT 256",
+                (keep,),
+            ).fetchall()
+            gone = []
+            for seq, created_ms, count, size in rows:
+                if self._bytes <= self.max_bytes and created_ms >= too_old:
+                    break
+                gone.append(seq)
+                self._bytes -= size
+                batches += 1
+                readings += count
+            if gone:
+                self.db.executemany("DELETE FROM batches WHERE seq = ?", [(s,) for s in gone])
+            if len(gone) < 256:
+                break
+        if batches:
+            self.dropped_batches += batches
+            self.dropped_readings += readings
+            self._set_meta("dropped_batches", self.dropped_batches)
+            self._set_meta("dropped_readings", self.dropped_readings)
+            log.warning(
+                "outbox %s: full or too old; dropped the %d oldest batches (%d readings); %d dropped in all",
+                self.path, batches, readings, self.dropped_readings,
+            )
+
+    async def pending(self, *, after: int, limit: int, below: int | None = None) -> list[tuple[int, bytes]]:
+        """Batches not yet acknowledged, oldest first, with ``after < seq < below``, as JSON."""
+        rows: list[tuple[int, bytes]] = await self._call(self._pending, after, limit, below)
         return rows
 
-    def _pending(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+    def _pending(self, after: int, limit: int, below: int | None) -> list[tuple[int, bytes]]:
         rows = self.db.execute(
-            "SELECT seq, payload FROM batches WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            "SELECT seq, payload FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+            (after, below if below is not None else 2**63 - 1, limit),
         ).fetchall()
-        return [(int(s), bytes(p)) for s, p in rows]
+        return [(int(s), unpack(bytes(p))) for s, p in rows]
 
     async def delete(self, seqs: Sequence[int]) -> None:
         if seqs:
@@ -125,14 +203,31 @@ class Outbox:
     def _delete(self, seqs: list[int]) -> None:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("DELETE FROM batches WHERE seq = ?", [(s,) for s in seqs])
+            for s in seqs:
+                row = self.db.execute("DELETE FROM batches WHERE seq = ? RETURNING length(payload)", (s,)).fetchone()
+                if row is not None:
+                    self._bytes -= row[0]
 
-    async def stats(self) -> tuple[int, float]:
-        """(depth, age in seconds of the oldest unacknowledged batch)."""
-        stats: tuple[int, float] = await self._call(self._stats)
+    async def stats(self) -> OutboxStats:
+        stats: OutboxStats = await self._call(self._stats)
         return stats
 
-    def _stats(self) -> tuple[int, float]:
+    def _stats(self) -> OutboxStats:
         count, oldest = self.db.execute("SELECT count(*), min(created_ms) FROM batches").fetchone()
         age = max(0.0, time.time() - oldest / 1000) if oldest is not None else 0.0
-        return int(count), round(age, 3)
+        return OutboxStats(
+            depth=int(count),
+            oldest_s=round(age, 3),
+            bytes=self._bytes,
+            dropped_batches=self.dropped_batches,
+            dropped_readings=self.dropped_readings,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int  # batches waiting for a PUBACK
+    oldest_s: float  # age of the oldest of them
+    bytes: int  # stored (compressed) payload bytes
+    dropped_batches: int  # deleted by the bounds, since the file was created
+    dropped_readings: int

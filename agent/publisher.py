@@ -8,6 +8,12 @@
   outbox (the collector treats repeats as harmless: same series and time overwrite).
 - ``status`` is retained: ``online`` once connected, ``offline`` by the Last Will or on
   a clean stop.
+- MQTT 5 persistent session (``clean_start=False``, session expiry one day) with the
+  stable client id ``wardwatch-agent-{id}``.
+- Two lanes after a reconnect: batches committed since the connection (live) go at once;
+  the backlog from before it drains in seq order at ``drain_rate`` batches per second,
+  so a week of backlog does not starve live readings. The collector sees the live seqs
+  before the older ones and counts that as reordering, not loss.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from wardwatch import wire
@@ -31,15 +39,26 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+SESSION_EXPIRY = 86400
 
 
 class Publisher:
-    def __init__(self, *, cfg: MqttSection, agent: str, ward: str, outbox: Outbox, window: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        cfg: MqttSection,
+        agent: str,
+        ward: str,
+        outbox: Outbox,
+        window: int = 100,
+        drain_rate: float = 50.0,
+    ) -> None:
         self.cfg = cfg
         self.agent = agent
         self.ward = ward
         self.outbox = outbox
         self.window = window
+        self.drain_rate = drain_rate
         self.connected = False
         self.published = 0  # batches acknowledged by the broker, since start
         self.refused = 0  # PUBACKs with a failure reason code (e.g. not authorised)
@@ -112,8 +131,17 @@ class Publisher:
         client.on_publish = self._on_publish
         client.max_inflight_messages_set(self.window)  # paho's own default is 20
         self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()  # type: ignore[union-attr]
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY
         try:
-            await asyncio.to_thread(client.connect, self.cfg.host, self.cfg.port, int(self.cfg.keepalive))
+            await asyncio.to_thread(
+                client.connect,
+                self.cfg.host,
+                self.cfg.port,
+                int(self.cfg.keepalive),
+                clean_start=False,
+                properties=props,
+            )
         except (OSError, ValueError) as exc:
             log.warning("agent %s: cannot connect to %s: %s", self.agent, describe(self.cfg), exc)
             return None
@@ -136,26 +164,46 @@ class Publisher:
 
     async def _drain(self, client: Client) -> None:
         topic = wire.readings_topic(self.ward, self.agent)
-        last_sent = -1
+        live_from = self.outbox.next_seq  # older seqs are the backlog
+        last_live, last_old = live_from - 1, -1
+        backlog = True
+        tokens, refilled = 1.0, asyncio.get_running_loop().time()
         while self.connected:
             self._wake.clear()
+            self.outbox.added.clear()
             if self._acked:
                 done, self._acked = self._acked, []
                 await self.outbox.delete(done)
                 self.published += len(done)
             room = self.window - len(self._inflight)
+            rows: list[tuple[int, bytes]] = []
             if room > 0:
-                rows = await self.outbox.pending(after=last_sent, limit=room)
-                for seq, payload in rows:
-                    info = client.publish(topic, payload, qos=1)
-                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        self._lost(f"publish failed: {info.rc}")
-                        return
-                    self._inflight[info.mid] = seq
-                    last_sent = seq
-            self.outbox.added.clear()
-            if not self._acked and not self._wake.is_set():
-                await _first(self._wake.wait(), self.outbox.added.wait())
+                rows = await self.outbox.pending(after=last_live, limit=room)
+                if rows:
+                    last_live = rows[-1][0]
+            wait: float | None = None
+            if backlog and room > len(rows):
+                now = asyncio.get_running_loop().time()
+                tokens = min(max(1.0, self.drain_rate), tokens + (now - refilled) * self.drain_rate)
+                refilled = now
+                n = min(room - len(rows), int(tokens))
+                if n > 0:
+                    old = await self.outbox.pending(after=last_old, limit=n, below=live_from)
+                    tokens -= len(old)
+                    backlog = len(old) == n
+                    if old:
+                        last_old = old[-1][0]
+                        rows = old + rows
+                if backlog:
+                    wait = max(0.01, (1.0 - tokens) / self.drain_rate)
+            for seq, payload in rows:
+                info = client.publish(topic, payload, qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._lost(f"publish failed: {info.rc}")
+                    return
+                self._inflight[info.mid] = seq
+            if not self._acked and not self._wake.is_set() and not self.outbox.added.is_set():
+                await _first(self._wake.wait(), self.outbox.added.wait(), timeout=wait)
 
     async def _close(self, client: Client, *, clean: bool) -> None:
         if clean and self.connected:
@@ -170,10 +218,10 @@ class Publisher:
         return wire.status_payload(state, agent=self.agent, ward=self.ward, time_ms=int(time.time() * 1000))
 
 
-async def _first(*aws: Any) -> None:
+async def _first(*aws: Any, timeout: float | None = None) -> None:
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in tasks:
             t.cancel()

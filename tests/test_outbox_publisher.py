@@ -30,11 +30,43 @@ async def test_seq_continues_across_reopen(tmp_path: Path) -> None:
     async with Outbox(path, agent="a1", ward=WARD) as box:
         assert [await box.put([reading(i)]) for i in range(3)] == [0, 1, 2]
         await box.delete([0, 1, 2])
-        assert await box.stats() == (0, 0.0)
+        assert (await box.stats()).depth == 0
     async with Outbox(path, agent="a1", ward=WARD) as box:
         assert await box.put([reading(3)]) == 3  # not 0: the emptied outbox remembers
         rows = await box.pending(after=-1, limit=10)
         assert [wire.decode(p).seq for _, p in rows] == [3]
+
+
+async def test_full_outbox_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    many = [reading(i) for i in range(200)]
+    async with Outbox(path, agent="a1", ward=WARD, max_bytes=10**9) as box:
+        await box.put(many)
+        one = (await box.stats()).bytes
+    assert one < len(wire.encode(wire.Batch(schema=1, agent="a1", ward=WARD, seq=0, readings=many))) / 5
+
+    async with Outbox(path, agent="a1", ward=WARD, max_bytes=int(3.5 * one)) as box:
+        for _ in range(5):
+            await box.put(many)
+        stats = await box.stats()
+        assert stats.depth == 3 and stats.bytes <= 3.5 * one
+        assert (stats.dropped_batches, stats.dropped_readings) == (3, 600)
+        rows = await box.pending(after=-1, limit=10)
+        assert [seq for seq, _ in rows] == [3, 4, 5]  # the oldest went first
+        assert len(wire.decode(rows[0][1]).readings) == 200
+    async with Outbox(path, agent="a1", ward=WARD, max_bytes=int(3.5 * one)) as box:
+        assert (await box.stats()).dropped_readings == 600  # the count survives a restart
+        assert await box.put([reading(1)]) == 6
+
+
+async def test_readings_older_than_max_age_are_dropped_and_counted(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "outbox.db", agent="a1", ward=WARD, max_age=0.2) as box:
+        await box.put([reading(0)])
+        await box.put([reading(1)])
+        await asyncio.sleep(0.3)
+        assert await box.put([reading(2)]) == 2
+        stats = await box.stats()
+        assert (stats.depth, stats.dropped_batches, stats.dropped_readings) == (1, 2, 2)
 
 
 class Listener:
@@ -87,20 +119,46 @@ async def test_batches_survive_a_broker_outage_and_arrive_in_order(tmp_path: Pat
                 await box.put([reading(i)])
             await wait_until(lambda: listener.seqs() == [0, 1, 2, 3, 4], 10, "first five batches")
             await wait_until(lambda: pub.published == 5, 5, "five acknowledgements")
-            assert (await box.stats())[0] == 0
+            assert (await box.stats()).depth == 0
 
             listener.close()
             await asyncio.to_thread(broker.stop)
             await wait_until(lambda: not pub.connected, 10, "the publisher to notice the outage")
             for i in range(5, 10):
                 await box.put([reading(i)])
-            assert (await box.stats())[0] == 5  # held, not dropped, while the broker is away
+            assert (await box.stats()).depth == 5  # held, not dropped, while the broker is away
 
             await asyncio.to_thread(broker.start)
             listener = Listener(broker.port, f"wardwatch/v1/{WARD}/+/readings")
             await wait_until(lambda: pub.published == 10, 30, "the backlog to drain after reconnect")
             await wait_until(lambda: listener.seqs() == [5, 6, 7, 8, 9], 10, "the backlog at the subscriber")
-            assert (await box.stats())[0] == 0
+            assert (await box.stats()).depth == 0
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            listener.close()
+
+
+async def test_backlog_drains_at_its_rate_while_live_batches_go_first(tmp_path: Path, broker: Service) -> None:
+    listener = Listener(broker.port, f"wardwatch/v1/{WARD}/+/readings")
+    async with Outbox(tmp_path / "outbox.db", agent="a1", ward=WARD) as box:
+        for i in range(60):  # a backlog from before the connection
+            await box.put([reading(i)])
+        cfg = MqttSection(host="127.0.0.1", port=broker.port)
+        pub = Publisher(cfg=cfg, agent="a1", ward=WARD, outbox=box, drain_rate=20)
+        task = asyncio.create_task(pub.run())
+        try:
+            await wait_until(lambda: pub.connected, 10, "the connection")
+            started = asyncio.get_running_loop().time()
+            live = await box.put([reading(1000)])
+            await wait_until(lambda: live in listener.seqs(), 5, "the live batch")
+            assert len([s for s in listener.seqs() if s < live]) < 30  # it did not wait for the backlog
+            await wait_until(lambda: pub.published == 61, 20, "the backlog")
+            took = asyncio.get_running_loop().time() - started
+            assert took >= 2.0  # 60 batches at 20/s, less the first second's burst
+            backlog = [s for s in listener.seqs() if s < live]
+            assert backlog == list(range(60))  # in order, none missing
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
