@@ -83,8 +83,13 @@ class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.poller = Poller(cfg)
-        self.outbox = Outbox(cfg.outbox.path, agent=cfg.agent.id, ward=cfg.agent.ward)
-        self.publisher = Publisher(cfg=cfg.mqtt, agent=cfg.agent.id, ward=cfg.agent.ward, outbox=self.outbox)
+        ob = cfg.outbox
+        self.outbox = Outbox(
+            ob.path, agent=cfg.agent.id, ward=cfg.agent.ward, max_bytes=ob.max_mb * 2**20, max_age=ob.max_age
+        )
+        self.publisher = Publisher(
+            cfg=cfg.mqtt, agent=cfg.agent.id, ward=cfg.agent.ward, outbox=self.outbox, drain_rate=ob.drain_rate
+        )
         self.overruns = 0
 
     async def run(self) -> None:
@@ -127,12 +132,14 @@ class Agent:
     async def _self_metrics(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.self_interval)
-            depth, oldest = await self.outbox.stats()
+            box = await self.outbox.stats()
             reading = Reading(
                 device=self.cfg.agent.id, kind="agent", measurement="agent", time_ms=int(time.time() * 1000),
                 fields={
-                    "outbox_depth": depth,
-                    "outbox_oldest_s": oldest,
+                    "outbox_depth": box.depth,
+                    "outbox_oldest_s": box.oldest_s,
+                    "outbox_mb": round(box.bytes / 2**20, 3),
+                    "dropped": box.dropped_readings,
                     "polls_ok": self.poller.polls_ok,
                     "polls_failed": self.poller.polls_failed,
                     "overruns": self.overruns,

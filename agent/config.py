@@ -18,6 +18,13 @@ class AgentSection(Strict):
 
 class OutboxSection(Strict):
     path: Path = Field(description="SQLite file that holds readings until the broker acknowledges them")
+    max_mb: int = Field(
+        1024, ge=1, le=1024 * 1024, description="bound on stored (compressed) readings; the oldest go first"
+    )
+    max_age: Duration = Field(14 * 86400.0, ge=60, description="readings older than this are dropped, and counted")
+    drain_rate: float = Field(
+        50.0, gt=0, le=100000, description="backlog batches per second sent after a reconnect (live ones go at once)"
+    )
 
 
 class SnmpAuth(Strict):

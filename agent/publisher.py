@@ -203,7 +203,7 @@ class Publisher:
                     return
                 self._inflight[info.mid] = seq
             if not self._acked and not self._wake.is_set() and not self.outbox.added.is_set():
-                await _first(self._wake.wait(), self.outbox.added.wait(), timeout=wait)
+                await _first(self._wake.wait(), self.outbox.added.wait(), within=wait)
 
     async def _close(self, client: Client, *, clean: bool) -> None:
         if clean and self.connected:
@@ -218,10 +218,10 @@ class Publisher:
         return wire.status_payload(state, agent=self.agent, ward=self.ward, time_ms=int(time.time() * 1000))
 
 
-async def _first(*aws: Any, timeout: float | None = None) -> None:
+async def _first(*aws: Any, within: float | None = None) -> None:
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in tasks:
             t.cancel()
