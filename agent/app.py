@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from wardwatch.agent.config import AgentConfig, DeviceConfig
 from wardwatch.agent.errors import DeviceError
 from wardwatch.agent.outbox import Outbox
+from wardwatch.agent.profiles import load_catalog
 from wardwatch.agent.publisher import Publisher
 from wardwatch.agent.snmp import SnmpSession, close_engine, new_engine
 from wardwatch.agent.switch import SwitchState, down_reading, poll_switch
@@ -26,6 +30,7 @@ from wardwatch.wire import Reading
 log = logging.getLogger(__name__)
 
 MAX_START_OFFSET = 10.0  # spread the first polls over at most this many seconds
+PROFILE_PATH_ENV = "WARDWATCH_PROFILE_PATH"  # extra vendor profile directories, colon-separated
 
 
 @dataclass(slots=True)
@@ -40,10 +45,15 @@ class PollResult:
 
 
 class Poller:
-    """Polls devices; shared by ``run`` and ``check``."""
+    """Polls devices; shared by ``run`` and ``check``. Vendor profiles are the shipped ones
+    plus those in the directories of ``profile_dirs`` or ``$WARDWATCH_PROFILE_PATH``
+    (colon-separated); a bad profile raises ProfileError here, at start-up."""
 
-    def __init__(self, cfg: AgentConfig) -> None:
+    def __init__(self, cfg: AgentConfig, *, profile_dirs: Sequence[Path] | None = None) -> None:
         self.cfg = cfg
+        if profile_dirs is None:
+            profile_dirs = [Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(":") if p]
+        self.catalog = load_catalog(profile_dirs)
         self.engine = new_engine()
         self.polls_ok = 0
         self.polls_failed = 0
@@ -59,6 +69,8 @@ class Poller:
     async def poll(self, session: SnmpSession, state: SwitchState) -> PollResult:
         dev = session.device
         started = time.monotonic()
+        if state.catalog is None:
+            state.catalog = self.catalog
         try:
             # A bound on the whole poll, whatever the per-request timeouts add up to.
             async with asyncio.timeout(dev.interval):

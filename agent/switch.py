@@ -1,25 +1,39 @@
-"""The switch poller: MIB-II system scalars and IF-MIB interfaces, turned into rates.
+"""The SNMP poller: a device's matched profile, turned into readings.
 
-One poll = one GET (sysUpTime, sysName) + one multi-column GETBULK walk of ifTable and
-ifXTable. It yields ``device_status`` and one ``if_traffic`` reading per interface.
+One poll = one GET (sysUpTime, sysName and the profile's scalars) + one multi-column
+GETBULK walk of every table the profile names (IF-MIB and the vendor's), with sysUpTime
+riding along in each request. It yields ``device_status``, one ``if_traffic`` reading per
+interface (rates, agent/rates.py) and whatever else the profile measures (``poe``,
+``wifi_radio``, ``wifi_ssid``, ``lldp_link``, ``device_health``).
+
+The profile is chosen once, on the first poll: the device config's ``profile`` by name,
+else by sysObjectID and probe OIDs (agent/profiles.py).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from wardwatch.agent.errors import DeviceProtocolError
+from wardwatch.agent.evaluate import evaluate
+from wardwatch.agent.profiles import Catalog, ProfileError, Resolved, builtin_catalog, source_columns
 from wardwatch.agent.rates import Counter, IfSample, InterfaceRates
 from wardwatch.agent.snmp import SnmpSession, Table, Times
 from wardwatch.wire import Kind, Reading
 
+log = logging.getLogger(__name__)
+
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 
 IF = "1.3.6.1.2.1.2.2.1"
 IFX = "1.3.6.1.2.1.31.1.1.1"
+# The IF-MIB columns by canonical name (agent/profiles/if_mib.yaml), and the MIB names
+# used in error messages.
 COLUMNS = {
     "oper_status": f"{IF}.8",
     "in_octets32": f"{IF}.10",
@@ -34,15 +48,38 @@ COLUMNS = {
     "high_speed": f"{IFX}.15",
     "discontinuity": f"{IFX}.19",
 }
+MIB_NAMES = {
+    "in_octets64": "ifHCInOctets", "out_octets64": "ifHCOutOctets", "in_octets32": "ifInOctets",
+    "out_octets32": "ifOutOctets", "in_errors": "ifInErrors", "out_errors": "ifOutErrors",
+    "in_discards": "ifInDiscards", "out_discards": "ifOutDiscards", "high_speed": "ifHighSpeed",
+    "discontinuity": "ifCounterDiscontinuityTime", "oper_status": "ifOperStatus",
+}
 
 
 @dataclass(slots=True)
 class SwitchState:
-    """What a switch poller remembers between polls."""
+    """What a poller remembers about one device between polls."""
 
     rates: InterfaceRates = field(default_factory=InterfaceRates)
     sys_name: str = ""
+    sys_object_id: str = ""
     interfaces: int = 0
+    clients: int | None = None  # Wi-Fi clients in the last poll, where the profile counts them
+    catalog: Catalog | None = None  # None: the shipped profiles
+    profile: Resolved | None = None
+    problems: list[str] = field(default_factory=list)  # values the last poll could not read
+
+
+def interface_columns(profile: Resolved | None) -> dict[str, str]:
+    """Canonical interface column -> OID, from the profile's if_traffic table."""
+    table = profile.interface_table() if profile else None
+    if table is None:
+        return {}
+    cols = {name: source_columns(table, m)[0] for name, m in table.metrics.items() if source_columns(table, m)}
+    name_tag = table.tags.get("if_name")
+    if name_tag is not None and source_columns(table, name_tag):
+        cols["name"] = source_columns(table, name_tag)[0]
+    return cols
 
 
 def _int(value: Any, what: str) -> int:
@@ -59,9 +96,12 @@ def _text(value: Any) -> str:
     return raw.decode("utf-8", "replace").strip("\x00 ")
 
 
-def parse_interfaces(cols: Table, times: Times | None = None) -> dict[int, tuple[IfSample, bool]]:
+def parse_interfaces(
+    cols: Table, times: Times | None = None, columns: dict[str, str] | None = None
+) -> dict[int, tuple[IfSample, bool]]:
     """Walked columns -> ifIndex -> (sample, oper_up). Prefers 64-bit octet counters."""
-    by_name = {key: cols.get(oid, {}) for key, oid in COLUMNS.items()}
+    columns = COLUMNS if columns is None else columns
+    by_name = {key: cols.get(columns[key], {}) if key in columns else {} for key in COLUMNS}
     times = times or {}
     out: dict[int, tuple[IfSample, bool]] = {}
     for index in by_name["oper_status"].keys() | by_name["name"].keys():
@@ -76,10 +116,10 @@ def parse_interfaces(cols: Table, times: Times | None = None) -> dict[int, tuple
             lc = by_name[f"{direction}_octets32"].get(index)
             if hc is not None:
                 counters[f"{direction}_octets"] = Counter(_int(hc, f"ifHC{direction.title()}Octets.{index}"), 64)
-                read_at = read_at or times.get(COLUMNS[f"{direction}_octets64"], {}).get(index)
+                read_at = read_at or times.get(columns.get(f"{direction}_octets64", ""), {}).get(index)
             elif lc is not None:
                 counters[f"{direction}_octets"] = Counter(_int(lc, f"if{direction.title()}Octets.{index}"), 32)
-                read_at = read_at or times.get(COLUMNS[f"{direction}_octets32"], {}).get(index)
+                read_at = read_at or times.get(columns.get(f"{direction}_octets32", ""), {}).get(index)
             for kind in ("errors", "discards"):
                 v = by_name[f"{direction}_{kind}"].get(index)
                 if v is not None:
@@ -100,26 +140,69 @@ def parse_interfaces(cols: Table, times: Times | None = None) -> dict[int, tuple
     return out
 
 
+async def identify(session: SnmpSession, state: SwitchState) -> Resolved:
+    """Choose the device's profile: by name from its config, else by sysObjectID and the
+    probe OIDs it answers."""
+    catalog = state.catalog or builtin_catalog()
+    dev = session.device
+    if dev.profile:
+        if dev.profile not in catalog.profiles:
+            raise DeviceProtocolError(f"unknown profile {dev.profile!r}")
+        return catalog.resolve(dev.profile)
+    probes = catalog.probe_oids()
+    try:
+        got = await session.get([SYS_OBJECT_ID, *probes])
+    except DeviceProtocolError:  # SNMPv1 fails the whole GET for one missing OID
+        got = {SYS_OBJECT_ID: (await session.get([SYS_OBJECT_ID]))[SYS_OBJECT_ID]}
+        for oid in probes:
+            try:
+                got.update(await session.get([oid]))
+            except DeviceProtocolError:
+                continue
+    state.sys_object_id = str(got[SYS_OBJECT_ID]) if got.get(SYS_OBJECT_ID) is not None else ""
+    answered = [oid for oid in probes if got.get(oid) is not None]
+    profile = catalog.match(state.sys_object_id, answered)
+    if profile is None:
+        raise DeviceProtocolError(f"no profile matches sysObjectID {state.sys_object_id or '(none)'}")
+    return profile
+
+
 async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: Kind = "switch") -> list[Reading]:
     """Poll once. Raises DeviceError subclasses; the caller records the failure."""
     dev = session.device
     started = time.monotonic()
-    scalars = await session.get([SYS_UPTIME, SYS_NAME])
+    if state.profile is None:
+        try:
+            state.profile = await identify(session, state)
+        except ProfileError as exc:
+            raise DeviceProtocolError(str(exc)) from None
+        log.info("device %s: profile %s (sysObjectID %s)", dev.id, state.profile.name, state.sys_object_id or "-")
+    profile = state.profile
+    scalars = await session.get([SYS_UPTIME, SYS_NAME, *profile.scalar_oids()])
     if scalars[SYS_UPTIME] is None:
         raise DeviceProtocolError("no sysUpTime.0")
     uptime = _int(scalars[SYS_UPTIME], "sysUpTime")
     state.sys_name = _text(scalars[SYS_NAME])
     # sysUpTime rides along in every GETBULK, so each counter's time is the device's own.
-    cols, times = await session.walk_columns(list(COLUMNS.values()), clock=SYS_UPTIME.removesuffix(".0"))
+    columns = interface_columns(profile)
+    walk = list(dict.fromkeys([*columns.values(), *profile.columns()]))
+    cols, times = await session.walk_columns(walk, clock=SYS_UPTIME.removesuffix(".0")) if walk else ({}, {})
     now = time.monotonic()
     time_ms = int(time.time() * 1000)
-    interfaces = parse_interfaces(cols, times)
+    interfaces = parse_interfaces(cols, times, columns) if columns else {}
     state.interfaces = len(interfaces)
     result = state.rates.update(
         uptime_ticks=uptime, t=now, interfaces={i: s for i, (s, _) in interfaces.items()}
     )
 
-    tags = {"vendor": dev.vendor} if dev.vendor else {}
+    vendor = dev.vendor or profile.vendor
+    tags = {"vendor": vendor} if vendor else {}
+    extra = evaluate(profile, cols=cols, scalars=scalars, device=dev.id, kind=kind, time_ms=time_ms,
+                     base_tags=tags)
+    state.problems = extra.problems
+    for problem in extra.problems[:3]:
+        log.warning("device %s: %s", dev.id, problem)
+    state.clients = _clients(extra.readings)
     status_fields: dict[str, int | float | str] = {
         "up": 1,
         "uptime_s": uptime / 100,
@@ -127,6 +210,7 @@ async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: Kind = 
         "rate_dropped": result.dropped,
         "restarted": int(result.rebooted),
         "reason": "ok",
+        "bad_values": len(extra.problems),
     }
     readings = [Reading(device=dev.id, kind=kind, measurement="device_status", time_ms=time_ms,
                         fields=status_fields, tags=tags)]
@@ -139,7 +223,17 @@ async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: Kind = 
             fields["util_pct"] = round(max(rates["in_bps"], rates["out_bps"]) / (sample.speed_mbps * 1e4), 3)
         readings.append(Reading(device=dev.id, kind=kind, measurement="if_traffic", time_ms=time_ms,
                                 fields=fields, tags={**tags, "if_name": sample.name}))
+    readings.extend(extra.readings)
     return readings
+
+
+def _clients(readings: list[Reading]) -> int | None:
+    """Wi-Fi clients on the device: per radio where it says, else per SSID."""
+    for measurement in ("wifi_radio", "wifi_ssid"):
+        counts = [r.fields["clients"] for r in readings if r.measurement == measurement and "clients" in r.fields]
+        if counts:
+            return int(sum(c for c in counts if not isinstance(c, str)))
+    return None
 
 
 def down_reading(*, device_id: str, kind: Kind, vendor: str | None, reason: str, poll_ms: float) -> Reading:
