@@ -76,6 +76,18 @@ class FeedRef(Strict):
     port: str = Field(min_length=1, max_length=64, description="the port's ifName on that switch, e.g. Gi0/5")
 
 
+class CameraOptions(Strict):
+    """Camera polling options (kind: camera); see docs/cameras.md."""
+
+    frozen_after: int = Field(3, ge=2, le=100, description="same snapshot this many polls in a row = frozen image")
+    snapshot: bool = Field(True, description="fetch a snapshot each poll (snapshot_ok, frozen detection)")
+    events: bool = Field(True, description="subscribe to ONVIF events (PullPoint) after the first good poll")
+    skew_window: Duration = Field(
+        5.0, gt=0, le=86400, description="clock difference beyond which an auth failure is blamed on the clock"
+    )
+    inventory_every: int = Field(60, ge=1, le=100000, description="send manufacturer/model/firmware every N polls")
+
+
 class DeviceConfig(Strict):
     id: str = Field(pattern=_NAME, description="device id, unique within this agent")
     kind: Literal["switch", "ap", "camera"] = Field(description="what the device is")
@@ -89,6 +101,7 @@ class DeviceConfig(Strict):
     vendor: str | None = Field(None, pattern=_NAME, description="vendor tag, where known")
     profile: str | None = Field(None, pattern=_NAME, description="SNMP profile name; matched by sysObjectID if unset")
     feed: FeedRef | None = Field(None, description="the switch port feeding this device")
+    camera: CameraOptions = Field(default_factory=CameraOptions, description="camera options (kind: camera)")
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> DeviceConfig:
@@ -123,8 +136,8 @@ def check(cfg: AgentConfig) -> list[str]:
             problems.append(f"{where}.auth: unknown auth profile '{dev.auth}'")
         elif dev.kind in ("switch", "ap") and profile.snmp is None:
             problems.append(f"{where}.auth: profile '{dev.auth}' has no snmp credentials")
-        elif dev.kind == "camera":
-            problems.append(f"{where}.kind: cameras are not supported by this version yet")
+        elif dev.kind == "camera" and profile.onvif is None:
+            problems.append(f"{where}.auth: profile '{dev.auth}' has no onvif credentials")
         if dev.feed is not None:
             fed_by = next((d for d in cfg.devices if d.id == dev.feed.switch), None)
             if fed_by is None or fed_by.kind != "switch":
