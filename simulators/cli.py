@@ -3,6 +3,7 @@
 wardwatch-sim snmprec --ports 24 --name sw-core --seed 1 -o sw-core.snmprec
 wardwatch-sim serve --data-dir DIR --port 16100 [--data-dir DIR2 --port 16101 ...]
 wardwatch-sim demo [--run-dir run/demo] [--interval 10s] [--duration 0]
+wardwatch-sim cameras --count 200 --brand mix [--faults JSON] [--control-port 0]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from wardwatch.services import ServiceError, SnmpsimAgent, start_snmpsim
 from wardwatch.simulators import demo
+from wardwatch.simulators.camera import cli as camera_cli
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 
@@ -108,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the Hội An fleet end to end until Ctrl-C")
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
+
+    p = sub.add_parser("cameras", help="serve simulated ONVIF cameras (SOAP, snapshot, RTSP) until Ctrl-C")
+    camera_cli.add_arguments(p)
+    p.set_defaults(func=camera_cli.run)
     return parser
 
 
