@@ -230,12 +230,15 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
             if not error_class:
                 st.answered_polls += 1
 
+        health_done = time.monotonic()
         # 6. events, from the poll after the first good one
+        events_ms: float | None = None
         if authed and opt.events and st.answered_polls > 1 and client.has_events:
             if st.events is None:
                 wait = min(1.0, dev.timeout / 2)
                 st.events = PullPoint(client, lifetime_s=max(60.0, 3 * dev.interval), pull_wait_s=wait)
             events = await st.events.step()
+            events_ms = round((time.monotonic() - health_done) * 1000, 1)
             for ev in events:
                 st.counts.add(ev)
     except BaseException:
@@ -264,7 +267,8 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
         frozen=facts.frozen, icmp_ok=None if icmp is None else icmp_ms is not None,
         port_up=port_up, poe_delivering=poe,
     ))
-    poll_ms = round((time.monotonic() - started) * 1000, 1)
+    # poll_ms leaves out the PullMessages wait (events_ms), which is the camera holding the request
+    poll_ms = round((health_done - started) * 1000, 1)
     health.update({"online": int(online), "ok": int(ok), "reason": reason, "poll_ms": poll_ms})
     if error_class:
         health["error"] = error_class
@@ -286,7 +290,7 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
     ]
     if st.events is not None:
         readings.append(Reading(device=dev.id, kind="camera", measurement="camera_event", time_ms=now_ms,
-                                fields=_event_fields(st), tags=tags))
+                                fields=_event_fields(st, events_ms), tags=tags))
     return CameraPollResult(device=dev, readings=readings, ok=ok, answered=online and authed, reason=reason,
                             error_class=error_class, detail=detail, events=events, poll_ms=poll_ms,
                             inventory=st.inventory)
@@ -398,11 +402,15 @@ def _inventory_fields(inv: DeviceInfo) -> Fields:
     return out
 
 
-def _event_fields(st: CameraState) -> Fields:
+def _event_fields(st: CameraState, events_ms: float | None) -> Fields:
     assert st.events is not None
     pp = st.events
     fields: Fields = {**st.counts.take(), "messages": st.counts.messages, "subscribed": int(pp.subscribed),
                       "subscriptions": pp.created, "resubscriptions": pp.recreated, "renewals": pp.renewed}
+    if events_ms is not None:
+        fields["events_ms"] = events_ms
+    if pp.last_error:
+        fields["error"] = pp.last_error[:200]
     st.counts.messages = 0
     if st.counts.last_topic:
         fields["last_topic"] = st.counts.last_topic

@@ -286,7 +286,12 @@ class OnvifClient:
         except Exception as exc:  # translated below; anything unknown is re-raised as is
             err = translate(exc, what)
             if err is None:
-                raise
+                if not isinstance(exc, TypeError | AttributeError | IndexError | KeyError | ValueError):
+                    raise
+                # zeep with strict=False parses what it can of a broken document (a truncated
+                # body "recovers" into one without env:Body) and then trips over the hole.
+                log.debug("camera %s:%s: %s: malformed answer", self.host, self.port, what, exc_info=True)
+                err = BadXml(f"{what}: malformed answer ({type(exc).__name__}: {exc})")
             raise err from exc
 
     async def service(self, name: str) -> Any:
