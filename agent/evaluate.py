@@ -182,7 +182,7 @@ def _aggregate(how: str, values: list[Value]) -> Value:
     if how == "first":
         return values[0]
     if how == "count":
-        return len(values)
+        return sum(1 for v in values if v)
     nums = [v for v in values if not isinstance(v, str)]
     if not nums:
         return values[0]
@@ -260,8 +260,12 @@ def evaluate(
                 if any(t not in tags for t in by):
                     continue
                 try:
-                    value: Value | None = (row.number(m) if METRICS[meas][name] == NUM
-                                           else row.label(m))
+                    if m.aggregate == "count":  # rows that have the column, whatever its value
+                        value: Value | None = 1 if row.raw(m) is not None else None
+                    elif METRICS[meas][name] == NUM:
+                        value = row.number(m)
+                    else:
+                        value = row.label(m)
                 except BadValue as exc:
                     out.problems.append(f"{table.name}.{index}: {name}: {exc}")
                     continue

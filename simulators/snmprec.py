@@ -36,6 +36,14 @@ ROLE_RATES: dict[str, tuple[int, int, int, int]] = {
     "ap": (50_000, 400_000, 200_000, 2_000_000),
     "office": (10_000, 200_000, 50_000, 1_000_000),
 }
+POE_BUDGET_W = 370
+POE_WATTS = {"camera": 6, "ap": 13}  # whole watts, so the sum is exact
+CPU_LOADS = (12, 18)  # hrProcessorLoad per CPU: 15 on average
+TEMP_TENTHS_C = 415  # entPhySensorValue with precision 1: 41.5 C
+PETH_PORT = "1.3.6.1.2.1.105.1.1.1"
+PETH_MAIN = "1.3.6.1.2.1.105.1.3.1.1"
+LLDP_LOC_PORT = "1.0.8802.1.1.2.1.3.7.1"
+LLDP_REM = "1.0.8802.1.1.2.1.4.1.1"
 ROLE_ALIAS = {"camera": "cam", "ap": "ap", "office": "pc", "unused": "unused", "shutdown": "disabled"}
 
 
@@ -78,6 +86,9 @@ class SwitchSpec:
     uplink_speed_mbps: int = 10_000
     location: str = ""
     contact: str = "IT Hoi An <it@hoian.example>"
+    poe: bool = False  # POWER-ETHERNET-MIB: camera and AP ports deliver power
+    lldp: bool = False  # LLDP-MIB: the attached cameras, APs and the city core are neighbours
+    health: bool = False  # HOST-RESOURCES CPU load and an ENTITY-SENSOR temperature
     _ports: tuple[PortSpec, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +108,17 @@ class SwitchSpec:
     def expected_bps(self) -> dict[str, tuple[int, int]]:
         """ifName -> (in_bps, out_bps), in bits per second, as a correct poller reports them."""
         return {p.name: (p.in_bps, p.out_bps) for p in self._ports}
+
+    def poe_delivering(self) -> dict[str, int]:
+        """ifName -> 1 where the port powers its device (cameras and APs that are up)."""
+        return {p.name: int(_powered(p)) for p in self._ports if p.role != "uplink"}
+
+    def poe_consumption_w(self) -> int:
+        return sum(POE_WATTS[p.role] for p in self._ports if _powered(p))
+
+    def lldp_neighbors(self) -> dict[str, tuple[str, str]]:
+        """ifName -> (remote sysName, remote port) for the ports with an LLDP neighbour."""
+        return {p.name: _neighbor(p) for p in self._ports if p.role in ("camera", "ap", "uplink") and p.oper_up}
 
     def port(self, name: str) -> PortSpec:
         for p in self._ports:
@@ -206,8 +228,53 @@ def _counter(tag: int, rate: float, initial: int, *, wrap32: bool = False) -> st
 
 def _mac(spec: SwitchSpec, index: int) -> str:
     rng = random.Random(f"mac/{spec.name}/{spec.seed}")
-    base = rng.randrange(0, 2**24)
-    return f"02{base:06x}{index:06x}"  # locally administered
+    base = rng.randrange(0, 2**16)
+    return f"02{base:04x}{index:06x}"  # six bytes, locally administered
+
+
+def _powered(p: PortSpec) -> bool:
+    return p.role in POE_WATTS and p.oper_up
+
+
+def _neighbor(p: PortSpec) -> tuple[str, str]:
+    if p.role == "uplink":
+        return ("city-core", "Te1/0/1")
+    return (p.alias, "eth0")
+
+
+def _extras(spec: SwitchSpec) -> dict[str, str]:
+    """PoE, LLDP and health rows, where the spec asks for them."""
+    rows: dict[str, str] = {}
+    if spec.poe:
+        for p in spec.port_specs():
+            if p.role == "uplink":
+                continue
+            detection = 3 if _powered(p) else (1 if p.role == "shutdown" else 2)
+            idx = f"1.{p.index}"  # (group 1, port = ifIndex)
+            rows.update({f"{PETH_PORT}.3.{idx}": f"2|{1 if p.admin_up else 2}",
+                         f"{PETH_PORT}.6.{idx}": f"2|{detection}",
+                         f"{PETH_PORT}.10.{idx}": f"2|{4 if p.role == 'ap' else 2}"})
+        rows.update({f"{PETH_MAIN}.2.1": f"66|{POE_BUDGET_W}", f"{PETH_MAIN}.3.1": "2|1",
+                     f"{PETH_MAIN}.4.1": f"66|{spec.poe_consumption_w()}", f"{PETH_MAIN}.5.1": "2|80"})
+    if spec.lldp:
+        for p in spec.port_specs():
+            rows.update({f"{LLDP_LOC_PORT}.2.{p.index}": "2|5", f"{LLDP_LOC_PORT}.3.{p.index}": _str(p.name),
+                         f"{LLDP_LOC_PORT}.4.{p.index}": _str(p.descr)})
+        for name, (sysname, port) in spec.lldp_neighbors().items():
+            p = spec.port(name)
+            idx = f"0.{p.index}.1"  # (timeMark, localPortNum, remIndex)
+            rows.update({
+                f"{LLDP_REM}.4.{idx}": "2|4", f"{LLDP_REM}.5.{idx}": f"4x|{_mac(spec, 100 + p.index)}",
+                f"{LLDP_REM}.6.{idx}": "2|5", f"{LLDP_REM}.7.{idx}": _str(port),
+                f"{LLDP_REM}.8.{idx}": _str(f"{sysname} {port}"), f"{LLDP_REM}.9.{idx}": _str(sysname),
+            })
+    if spec.health:
+        for cpu, load in enumerate(CPU_LOADS, start=1):
+            rows[f"1.3.6.1.2.1.25.3.3.1.2.{cpu}"] = f"2|{load}"
+        rows.update({"1.3.6.1.2.1.99.1.1.1.1.1": "2|8", "1.3.6.1.2.1.99.1.1.1.2.1": "2|9",
+                     "1.3.6.1.2.1.99.1.1.1.3.1": "2|1", "1.3.6.1.2.1.99.1.1.1.4.1": f"2|{TEMP_TENTHS_C}",
+                     "1.3.6.1.2.1.99.1.1.1.5.1": "2|1"})
+    return rows
 
 
 def _oid_key(line: str) -> tuple[int, ...]:
@@ -259,5 +326,6 @@ def render(spec: SwitchSpec) -> str:
                 f"{IFX_ENTRY}.19.{i}": "67|0",
             }
         )
+    rows.update(_extras(spec))
     lines = sorted((f"{oid}|{value}" for oid, value in rows.items()), key=_oid_key)
     return "\n".join(lines) + "\n"
