@@ -56,7 +56,7 @@ async def _serve(args: argparse.Namespace, faults: dict[str, Any]) -> int:
         if args.output:
             out = Path(args.output)
             text = yaml.safe_dump(doc, sort_keys=False) if out.suffix in (".yaml", ".yml") else json.dumps(doc)
-            out.write_text(text)
+            await asyncio.to_thread(out.write_text, text)
         print(json.dumps(doc), flush=True)
         await stop.wait()
     return 0

@@ -34,10 +34,9 @@ class CameraServer:
         self.http_auth = DigestAuth(realm=cam.brand.realm, username=cam.username, password=cam.password)
         self.rtsp = RtspServer(cam, DigestAuth(realm=cam.brand.rtsp_realm, username=cam.username,
                                                password=cam.password, qop=False))
-        self._server = web.Server(self._handle, access_log=None, handler_cancellation=True)
-        self._runner = web.ServerRunner(self._server, handle_signals=False, access_log=None)
+        self._server: web.Server | None = None  # built in start(): it binds to the running loop
+        self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
-        self._set_up = False
         self._wakeup: asyncio.TimerHandle | None = None
         self._sync_lock = asyncio.Lock()
         self._service_paths = {"/onvif/device_service", cam.brand.media_path, cam.brand.events_path}
@@ -47,15 +46,16 @@ class CameraServer:
 
     async def start(self) -> None:
         """Bind both ports (ephemeral ones are read back and kept for restarts), then follow the knobs."""
-        if not self._set_up:
+        if self._runner is None:
+            self._server = web.Server(self._handle, access_log=None, handler_cancellation=True)
+            self._runner = web.ServerRunner(self._server, handle_signals=False, access_log=None)
             await self._runner.setup()
-            self._set_up = True
         async with self._sync_lock:
             await self._listen()
         await self.sync()
 
     async def _listen(self) -> None:
-        if self._site is None:
+        if self._site is None and self._runner is not None:
             site = web.TCPSite(self._runner, self.cam.host, self.cam.onvif_port, backlog=128, reuse_address=True)
             await site.start()
             self._site = site
@@ -72,7 +72,7 @@ class CameraServer:
             if self._site is not None:
                 await self._site.stop()
                 self._site = None
-            for conn in self._server.connections:
+            for conn in self._server.connections if self._server is not None else []:
                 conn.force_close()
             await self.rtsp.stop()
             if not self.cam.faults.offline:
@@ -91,9 +91,10 @@ class CameraServer:
         if self._wakeup is not None:
             self._wakeup.cancel()
         await self.rtsp.stop()
-        if self._set_up:
+        if self._runner is not None:
             await self._runner.cleanup()
-            self._set_up = False
+            self._runner = None
+            self._server = None
         self._site = None
 
     async def apply(self, changes: dict[str, Any]) -> None:
