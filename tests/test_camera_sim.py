@@ -513,6 +513,17 @@ def test_offline_refuses_every_service(fleet: FleetThread) -> None:
     assert device(cam).GetDeviceInformation()
 
 
+def test_offline_cuts_a_long_poll(fleet: FleetThread) -> None:
+    _, pull = subscribe(fleet.cam(2))
+    timer = threading.Timer(0.5, fleet.apply, ("cam-003", {"offline": True}))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        pull.PullMessages(Timeout="PT20S", MessageLimit=10)
+    timer.join()
+    assert time.monotonic() - started < 10
+
+
 # ------------------------------------------------------------------- control, CLI, onvif
 
 def test_control_endpoint(fleet: FleetThread) -> None:

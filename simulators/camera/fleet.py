@@ -19,7 +19,7 @@ from wardwatch.simulators.camera.brands import brand_for
 from wardwatch.simulators.camera.control import make_app
 from wardwatch.simulators.camera.discovery import DiscoveryResponder
 from wardwatch.simulators.camera.server import CameraServer
-from wardwatch.simulators.camera.state import Camera
+from wardwatch.simulators.camera.state import Camera, Faults
 
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "Cam12345"
@@ -56,6 +56,14 @@ class CameraFleet:
         unknown = set(self._initial) - set(self._by_id) - {"*"}
         if unknown:
             raise ValueError(f"faults for unknown cameras: {', '.join(sorted(unknown))}")
+        for key, knobs in self._initial.items():
+            one_shot = {"reboot", "emit_event"} & set(knobs)
+            if one_shot:
+                raise ValueError(f"{key}: {', '.join(sorted(one_shot))} act once; send them to the control endpoint")
+            try:
+                Faults().update(knobs)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
         self._control_host = control_host
         self._control_port = control_port
         self._control: web.AppRunner | None = None
@@ -81,8 +89,7 @@ class CameraFleet:
         for server in self.servers:
             for key in ("*", server.cam.id):
                 if key in self._initial:
-                    server.cam.faults.update({k: v for k, v in self._initial[key].items()
-                                              if k not in ("reboot", "emit_event")})
+                    server.cam.faults.update(self._initial[key])
         try:
             for i in range(0, len(self.servers), START_BATCH):
                 await asyncio.gather(*(self._start_one(s) for s in self.servers[i:i + START_BATCH]))

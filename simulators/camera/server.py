@@ -74,6 +74,8 @@ class CameraServer:
                 self._site = None
             for conn in self._server.connections if self._server is not None else []:
                 conn.force_close()
+                if conn.transport is not None:  # requests in flight (a PullMessages long poll) die too
+                    conn.transport.close()
             await self.rtsp.stop()
             if not self.cam.faults.offline:
                 delay = max(self.cam.down_until - time.monotonic(), 0.0)
