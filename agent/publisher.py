@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from wardwatch import wire
 from wardwatch.agent.outbox import Outbox
+from wardwatch.aio import first_of
 from wardwatch.config import MqttSection
 from wardwatch.mqtt import describe, make_client
 
@@ -167,7 +168,8 @@ class Publisher:
         live_from = self.outbox.next_seq  # older seqs are the backlog
         last_live, last_old = live_from - 1, -1
         backlog = True
-        tokens, refilled = 1.0, asyncio.get_running_loop().time()
+        # A full bucket to start with: a short outage's backlog goes at once, in order.
+        tokens, refilled = max(1.0, self.drain_rate), asyncio.get_running_loop().time()
         while self.connected:
             self._wake.clear()
             self.outbox.added.clear()
@@ -203,12 +205,11 @@ class Publisher:
                     return
                 self._inflight[info.mid] = seq
             if not self._acked and not self._wake.is_set() and not self.outbox.added.is_set():
-                await _first(self._wake.wait(), self.outbox.added.wait(), within=wait)
+                await first_of(self._wake.wait(), self.outbox.added.wait(), within=wait)
 
     async def _close(self, client: Client, *, clean: bool) -> None:
         if clean and self.connected:
-            info = client.publish(wire.status_topic(self.ward, self.agent), self._status("offline"),
-                                  qos=1, retain=True)
+            info = client.publish(wire.status_topic(self.ward, self.agent), self._status("offline"), qos=1, retain=True)
             await asyncio.to_thread(info.wait_for_publish, 2.0)
         self.connected = False
         await asyncio.to_thread(client.disconnect)
@@ -216,12 +217,3 @@ class Publisher:
 
     def _status(self, state: str) -> bytes:
         return wire.status_payload(state, agent=self.agent, ward=self.ward, time_ms=int(time.time() * 1000))
-
-
-async def _first(*aws: Any, within: float | None = None) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()

@@ -23,9 +23,13 @@ Delivery rules:
   (the broker redelivers it if it kept the session, and it was written either way).
 - Invalid messages (bad JSON, wrong schema, topic/payload mismatch, values line protocol
   cannot carry) are logged once, counted, dead-lettered and acked; nothing stops.
-- InfluxDB unavailable: the batch is kept, nothing is acked, the write is retried with a
-  capped exponential backoff. Meanwhile the broker stops sending once ``receive_maximum``
-  messages are unacknowledged, which is the back-pressure. InfluxDB rejecting the data:
+- InfluxDB unavailable (5xx, timeout, refused): the write is retried with a capped
+  backoff for ``spool.after`` seconds, then the points go to the local spool
+  (collector/spool.py) and the messages are acked. While InfluxDB stays away, later
+  batches go straight to the spool. ``_drain_spool`` writes the spool back, oldest
+  first, when InfluxDB answers. If the spool is full or its disk fails, nothing is
+  acked and the broker stops sending once ``receive_maximum`` messages are
+  unacknowledged, which is the back-pressure. InfluxDB rejecting the data (4xx):
   the batch is split in halves until the messages it refuses are found; those are
   dead-lettered and acked, the rest written.
 """
@@ -44,11 +48,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from wardwatch import wire
+from wardwatch.aio import first_of
 from wardwatch.collector import lineproto
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
 from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker
 from wardwatch.collector.source import MqttSource, Received, StartupError
+from wardwatch.collector.spool import Spool, SpoolError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,10 @@ SELF_MEASUREMENT: Final = "collector"
 
 class _GaveUp(Exception):
     """A write was abandoned because the collector is shutting down."""
+
+
+class _SpoolIt(Exception):
+    """InfluxDB has been away for ``spool.after``: the points go to the spool."""
 
 
 @dataclass(slots=True)
@@ -84,6 +94,8 @@ class Collector:
         self.counters = Counters()
         self.seq = SeqTracker()
         self.dead_letter = DeadLetter(cfg.dead_letter.path, max_bytes=cfg.dead_letter.max_bytes)
+        self.spool = Spool(cfg.spool.path, max_bytes=cfg.spool.max_mb * 2**20)
+        self._spooled = asyncio.Event()
         self.influx_ok = False
         self.stop = asyncio.Event()
         # Twice the broker's in-flight window: room for a reconnect's redeliveries.
@@ -115,6 +127,12 @@ class Collector:
             timeout=icfg.timeout,
         ) as influx:
             self._influx = influx
+            try:
+                await asyncio.to_thread(self.spool.open)
+            except SpoolError as exc:
+                raise StartupError(str(exc)) from None
+            if self.spool.points:
+                log.info("spool %s holds %d points from before; writing them back", self.spool.path, self.spool.points)
             runner = await self._start_http()
             try:
                 self._source = MqttSource(
@@ -137,10 +155,12 @@ class Collector:
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._consume(), name="consume")
                         tg.create_task(self._self_metrics(), name="self-metrics")
+                        tg.create_task(self._drain_spool(), name="drain-spool")
                 finally:
                     await self.source.close()
             finally:
                 await runner.cleanup()
+                await asyncio.to_thread(self.spool.close)
         log.info("collector %s: stopped", self.client_id)
 
     # consuming ----------------------------------------------------------------
@@ -262,7 +282,7 @@ class Collector:
             return
         lines = [line for e in entries for line in e.lines]
         try:
-            await self._write_retrying(lines)
+            await self._write_or_spool(lines)
         except InfluxRejected as exc:
             if len(entries) == 1:
                 entry = entries[0]
@@ -275,13 +295,37 @@ class Collector:
             await self._store(entries[:half])
             await self._store(entries[half:])
             return
-        self.counters.points_written += len(lines)
-        self.counters.last_write_time = time.time()
 
-    async def _write_retrying(self, lines: list[bytes]) -> None:
-        """Write until it works; raise InfluxRejected, or _GaveUp when stopping."""
-        delay = BACKOFF_MIN
+    async def _write_or_spool(self, lines: list[bytes]) -> None:
+        """Store ``lines`` durably: in InfluxDB, or in the spool while InfluxDB is away."""
+        spool_after: float | None = self.cfg.spool.after
+        if not self.influx_ok and self.spool.points and self.spool.has_room():
+            spool_after = 0.0  # InfluxDB is known to be away: don't make this batch wait too
         while True:
+            try:
+                await self._write_retrying(lines, spool_after=spool_after)
+            except _SpoolIt:
+                try:
+                    await asyncio.to_thread(self.spool.add, lines)
+                except SpoolError as exc:
+                    log.error("%s; keeping the points and retrying InfluxDB", exc)
+                    spool_after = None
+                    continue
+                self.counters.spooled += len(lines)
+                self._spooled.set()
+                return
+            self.counters.points_written += len(lines)
+            self.counters.last_write_time = time.time()
+            return
+
+    async def _write_retrying(self, lines: list[bytes], *, spool_after: float | None = None) -> None:
+        """Write until it works; raise InfluxRejected, _GaveUp when stopping, or _SpoolIt
+        once InfluxDB has been away for ``spool_after`` seconds and the spool has room."""
+        delay = BACKOFF_MIN
+        started = time.monotonic()
+        while True:
+            if spool_after == 0.0 and self.spool.has_room():
+                raise _SpoolIt
             try:
                 await self._ensure_database()
                 await self.influx.write(lines)
@@ -290,6 +334,9 @@ class Collector:
                 self._influx_down()
                 if exc.status == 404:  # database not found: create it next time
                     self._db_ready = False
+                if spool_after is not None and time.monotonic() - started >= spool_after and self.spool.has_room():
+                    log.warning("%s; spooling %d points to %s until it is back", exc, len(lines), self.spool.path)
+                    raise _SpoolIt from None
                 if self.stop.is_set():
                     log.warning("%s; not retrying: stopping", exc)
                     raise _GaveUp from None
@@ -304,6 +351,54 @@ class Collector:
                 raise
             self._influx_up()
             return
+
+    async def _drain_spool(self) -> None:
+        """Write the spool back to InfluxDB, oldest first, whenever it holds something."""
+        delay = BACKOFF_MIN
+        while not self.stop.is_set():
+            chunk = await asyncio.to_thread(self.spool.oldest) if self.spool.points else None
+            if chunk is None:
+                self._spooled.clear()
+                await first_of(self._spooled.wait(), self.stop.wait())
+                continue
+            chunk_id, lines = chunk
+            try:
+                await self._ensure_database()
+                await self.influx.write(lines)
+            except InfluxUnavailable:
+                self._influx_down()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            except InfluxRejected as exc:
+                log.warning("InfluxDB refused spooled points (%s); finding the bad lines", exc)
+                await self._write_lines_one_by_one(lines)
+            else:
+                self.counters.points_written += len(lines)
+                self.counters.last_write_time = time.time()
+                self._influx_up()
+            delay = BACKOFF_MIN
+            await asyncio.to_thread(self.spool.delete, chunk_id)
+            if not self.spool.points:
+                log.info("spool %s is empty: everything it held is in InfluxDB", self.spool.path)
+
+    async def _write_lines_one_by_one(self, lines: list[bytes]) -> None:
+        """Spooled lines InfluxDB refused as a chunk: write the good ones, dead-letter the rest."""
+        for line in lines:
+            try:
+                await self._write_retrying([line])
+            except InfluxRejected as exc:
+                self.counters.rejected += 1
+                await asyncio.to_thread(
+                    self.dead_letter.append,
+                    topic="spool",
+                    reason=f"rejected by InfluxDB: {exc}",
+                    payload=line,
+                    now=time.time(),
+                )
+            else:
+                self.counters.points_written += 1
 
     async def _ensure_database(self) -> None:
         if self._db_ready:
@@ -350,6 +445,8 @@ class Collector:
             "duplicates": c.duplicates,
             "dropped": c.dropped,
             "queue_depth": self.queue.qsize(),
+            "spooled": c.spooled,
+            "spool_points": self.spool.points,
         }
         return lineproto.line(SELF_MEASUREMENT, {"collector": self.client_id}, fields, time.time_ns() // 1_000_000)
 
@@ -382,6 +479,7 @@ class Collector:
             "mqtt_subscribed": subscribed,
             "influx_ok": self.influx_ok,
             "queue_depth": self.queue.qsize(),
+            "spool": {"points": self.spool.points, "bytes": self.spool.bytes, "path": str(self.spool.path)},
             "counters": counters,
             "agents": self.seq.as_json(),
         }

@@ -120,6 +120,19 @@ class DeadLetterSection(Strict):
     )
 
 
+class SpoolSection(Strict):
+    path: Path = Field(
+        Path("spool.db"),
+        description="SQLite file holding points while InfluxDB is away; relative to the config file",
+    )
+    max_mb: int = Field(
+        4096, ge=1, le=1024 * 1024, description="when the spool is this full, stop acking: the broker holds the rest"
+    )
+    after: Duration = Field(
+        5.0, ge=0, le=3600, description="how long a write keeps retrying before its points go to the spool"
+    )
+
+
 class CollectorConfig(Strict):
     mqtt: CollectorMqtt = Field(default_factory=CollectorMqtt, description="the broker the agents publish to")
     influx: InfluxSection = Field(default_factory=InfluxSection, description="where readings are stored")
@@ -127,6 +140,7 @@ class CollectorConfig(Strict):
     dead_letter: DeadLetterSection = Field(
         default_factory=DeadLetterSection, description="where invalid or rejected messages go"
     )
+    spool: SpoolSection = Field(default_factory=SpoolSection, description="durable store while InfluxDB is away")
 
 
 def _is_loopback(host: str) -> bool:
@@ -142,14 +156,15 @@ def _is_loopback(host: str) -> bool:
 def load_config(path: Path | str) -> CollectorConfig:
     """Read and validate a collector config; raise ConfigError with one line naming the key.
 
-    A relative ``dead_letter.path`` is taken relative to the config file's directory.
+    Relative ``dead_letter.path`` and ``spool.path`` are taken relative to the config file's directory.
     """
     path = Path(path)
     cfg = load(path, CollectorConfig)
-    dl_path = cfg.dead_letter.path
-    if not dl_path.is_absolute():
-        dl = cfg.dead_letter.model_copy(update={"path": path.resolve().parent / dl_path})
-        cfg = cfg.model_copy(update={"dead_letter": dl})
+    for name in ("dead_letter", "spool"):
+        section = getattr(cfg, name)
+        if not section.path.is_absolute():
+            section = section.model_copy(update={"path": path.resolve().parent / section.path})
+            cfg = cfg.model_copy(update={name: section})
     return cfg
 
 

@@ -28,6 +28,7 @@ class Counters:
     gaps: int = 0
     duplicates: int = 0
     dropped: int = 0
+    spooled: int = 0  # points that went to the spool while InfluxDB was away
     last_write_time: float | None = None
 
     def as_json(self) -> dict[str, Any]:
