@@ -612,6 +612,20 @@ def test_cli_rejects_bad_faults() -> None:
     assert out.returncode == 2 and "warp" in out.stderr
 
 
+def test_simulator_imports_only_itself() -> None:
+    """tests/test_boundaries.py looks at simulators/*.py; the camera package is one level down."""
+    import ast
+
+    top = Path(__file__).parent.parent / "simulators" / "camera"
+    for path in top.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith("wardwatch") or name.startswith("wardwatch.simulators.camera"), (
+                    f"{path.name} imports {name}")
+
+
 def test_password_digest_matches_spec_formula() -> None:
     """The digest the simulator checks is the one WS-Security defines (a known-answer check)."""
     from wardwatch.simulators.camera import soap
