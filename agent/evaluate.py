@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wardwatch.agent.profiles import (
+    INT,
     MAX_ROWS,
     METRICS,
-    NUM,
+    TEXT,
     Mask,
     PercentOf,
     PercentOfCol,
@@ -262,7 +263,7 @@ def evaluate(
                 try:
                     if m.aggregate == "count":  # rows that have the column, whatever its value
                         value: Value | None = 1 if row.raw(m) is not None else None
-                    elif METRICS[meas][name] == NUM:
+                    elif METRICS[meas][name] != TEXT:
                         value = row.number(m)
                     else:
                         value = row.label(m)
@@ -276,14 +277,20 @@ def evaluate(
     for (meas, tag_items), metrics in groups.items():
         fields: dict[str, int | float | str] = {}
         for name, (how, values) in metrics.items():
-            v = _aggregate(how, values)
-            fields[name] = round(v, 3) if isinstance(v, float) else v
+            fields[name] = _typed(_aggregate(how, values), METRICS[meas][name])
         out.readings.append(Reading(device=device, kind=kind, measurement=meas,  # type: ignore[arg-type]
                                     time_ms=time_ms, fields=fields, tags={**base, **dict(tag_items)}))
     return out
 
 
+def _typed(value: Value, vtype: str) -> Value:
+    """The canonical type of a metric: InfluxDB keeps one type per field."""
+    if isinstance(value, str) or vtype == TEXT:
+        return value
+    return round(value) if vtype == INT else round(float(value), 3)
+
+
 def _scalar(src: Source, raw: Any, vtype: str) -> Value | None:
-    if vtype != NUM:
+    if vtype == TEXT:
         return to_text(raw, src.format)
     return convert(src, raw, lambda _col: None)

@@ -30,23 +30,25 @@ BUILTIN_DIR = Path(__file__).parent / "profiles"
 OID = Annotated[str, Field(pattern=r"^[0-2](\.[0-9]+)+$", max_length=200)]
 ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
-# Canonical metric names per measurement, and whether each is a number or text. For
-# if_traffic they are the raw interface columns the agent turns into rates (agent/rates.py).
-NUM, TEXT = "num", "text"
+# Canonical metric names per measurement, and each one's type. The type is fixed because
+# InfluxDB refuses a point whose field type differs from the one it already stores (a
+# MikroTik's cpu_pct of 7.0 would lock out an Aruba's 11). For if_traffic the names are
+# the raw interface columns the agent turns into rates (agent/rates.py).
+INT, FLOAT, TEXT = "int", "float", "text"
 METRICS: dict[str, dict[str, str]] = {
     "if_traffic": {
-        "oper_status": NUM, "in_octets32": NUM, "out_octets32": NUM, "in_octets64": NUM, "out_octets64": NUM,
-        "in_errors": NUM, "out_errors": NUM, "in_discards": NUM, "out_discards": NUM, "high_speed": NUM,
-        "discontinuity": NUM,
+        "oper_status": INT, "in_octets32": INT, "out_octets32": INT, "in_octets64": INT, "out_octets64": INT,
+        "in_errors": INT, "out_errors": INT, "in_discards": INT, "out_discards": INT, "high_speed": INT,
+        "discontinuity": INT,
     },
-    "poe": {"delivering": NUM, "power_w": NUM, "budget_w": NUM, "consumption_w": NUM, "pse_up": NUM},
-    "wifi_radio": {"clients": NUM, "channel": NUM, "util_pct": NUM, "noise_dbm": NUM, "tx_power_dbm": NUM,
-                   "freq_mhz": NUM, "up": NUM},
-    "wifi_ssid": {"clients": NUM},
+    "poe": {"delivering": INT, "power_w": FLOAT, "budget_w": FLOAT, "consumption_w": FLOAT, "pse_up": INT},
+    "wifi_radio": {"clients": INT, "channel": INT, "util_pct": FLOAT, "noise_dbm": FLOAT, "tx_power_dbm": FLOAT,
+                   "freq_mhz": INT, "up": INT},
+    "wifi_ssid": {"clients": INT},
     "lldp_link": {"remote_sysname": TEXT, "remote_port": TEXT, "remote_port_desc": TEXT, "remote_chassis": TEXT,
-                  "neighbors": NUM},
-    "device_health": {"cpu_pct": NUM, "temp_c": NUM, "mem_pct": NUM, "aps_joined": NUM, "aps_down": NUM,
-                      "clients": NUM},
+                  "neighbors": INT},
+    "device_health": {"cpu_pct": FLOAT, "temp_c": FLOAT, "mem_pct": FLOAT, "aps_joined": INT, "aps_down": INT,
+                      "clients": INT},
 }
 # The tags each measurement may carry: a fixed, small set, so series stay bounded.
 TAGS: dict[str, frozenset[str]] = {
