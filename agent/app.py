@@ -23,7 +23,7 @@ from wardwatch.agent.errors import DeviceError
 from wardwatch.agent.outbox import Outbox
 from wardwatch.agent.profiles import load_catalog
 from wardwatch.agent.publisher import Publisher
-from wardwatch.agent.snmp import SnmpSession, close_engine, new_engine
+from wardwatch.agent.snmp import Engines, SnmpSession
 from wardwatch.agent.switch import SwitchState, down_reading, poll_switch
 from wardwatch.wire import Reading
 
@@ -54,17 +54,18 @@ class Poller:
         if profile_dirs is None:
             profile_dirs = [Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(":") if p]
         self.catalog = load_catalog(profile_dirs)
-        self.engine = new_engine()
+        self.engines = Engines()
+        self.engine = self.engines.default
         self.polls_ok = 0
         self.polls_failed = 0
 
     def close(self) -> None:
-        close_engine(self.engine)
+        self.engines.close()
 
     def session(self, dev: DeviceConfig) -> SnmpSession:
         snmp = self.cfg.auth[dev.auth].snmp
         assert snmp is not None  # config.check() guarantees it
-        return SnmpSession(engine=self.engine, device=dev, auth=snmp)
+        return SnmpSession(engine=self.engines.for_auth(snmp), device=dev, auth=snmp)
 
     async def poll(self, session: SnmpSession, state: SwitchState) -> PollResult:
         dev = session.device

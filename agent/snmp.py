@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import SecretStr
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -199,6 +200,36 @@ class SnmpSession:
         raise DeviceProtocolError("table walk did not end; the device may return non-increasing OIDs")
 
 
+class Engines:
+    """One SnmpEngine for every v1/v2c device, and one more per distinct SNMPv3 credential.
+
+    pysnmp keeps one set of keys per v3 user name in an engine: two devices whose user is
+    called ``mon`` but whose keys differ would share the first one's keys, and the second
+    would fail with "Wrong SNMP PDU digest". Credentials with identical keys share an engine.
+    """
+
+    def __init__(self) -> None:
+        self.default = new_engine()
+        self._v3: dict[tuple[str | None, ...], SnmpEngine] = {}
+
+    def for_auth(self, auth: SnmpAuth) -> SnmpEngine:
+        if auth.version != "3":
+            return self.default
+        key = (auth.user, auth.auth_protocol, _secret(auth.auth_key), auth.priv_protocol, _secret(auth.priv_key))
+        if key not in self._v3:
+            # The first v3 credential can use the default engine: no other user name clashes there.
+            self._v3[key] = self.default if not self._v3 else new_engine()
+        return self._v3[key]
+
+    def close(self) -> None:
+        for engine in {id(e): e for e in (self.default, *self._v3.values())}.values():
+            close_engine(engine)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 def new_engine() -> SnmpEngine:
     """Build the agent's one engine; reuse it for every device and close it at shutdown."""
     return SnmpEngine()
@@ -211,4 +242,4 @@ def close_engine(engine: SnmpEngine) -> None:
         log.debug("closing the SNMP engine: %s", exc)
 
 
-__all__ = ["DeviceError", "SnmpSession", "close_engine", "new_engine"]
+__all__ = ["DeviceError", "Engines", "SnmpSession", "close_engine", "new_engine"]
