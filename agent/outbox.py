@@ -130,13 +130,20 @@ class Outbox:
 
     def _put(self, readings: list[wire.Reading]) -> int:
         seq = self._next_seq
-        payload = zlib.compress(
-            wire.encode(wire.Batch(schema=wire.SCHEMA, agent=self.agent, ward=self.ward, seq=seq, readings=readings)),
-            1,
-        )
         now_ms = int(time.time() * 1000)
         with self.db:  # one transaction: the batch, the next seq and any drops together
             self.db.execute("BEGIN IMMEDIATE")
+            (oldest,) = self.db.execute("SELECT min(seq) FROM batches").fetchone()
+            batch = wire.Batch(
+                schema=wire.SCHEMA,
+                agent=self.agent,
+                ward=self.ward,
+                seq=seq,
+                readings=readings,
+                pending_from=seq if oldest is None else min(oldest, seq),
+                dropped=self.dropped_batches,
+            )
+            payload = zlib.compress(wire.encode(batch), 1)
             self.db.execute(
                 "INSERT INTO batches (seq, created_ms, readings, payload) VALUES (?, ?, ?, ?)",
                 (seq, now_ms, len(readings), payload),

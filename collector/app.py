@@ -49,10 +49,10 @@ from aiohttp import web
 
 from wardwatch import wire
 from wardwatch.aio import first_of
-from wardwatch.collector import lineproto
+from wardwatch.collector import lineproto, seqlog
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
-from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker
+from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker, iso
 from wardwatch.collector.source import MqttSource, Received, StartupError
 from wardwatch.collector.spool import Spool, SpoolError
 
@@ -96,6 +96,8 @@ class Collector:
         self.dead_letter = DeadLetter(cfg.dead_letter.path, max_bytes=cfg.dead_letter.max_bytes)
         self.spool = Spool(cfg.spool.path, max_bytes=cfg.spool.max_mb * 2**20)
         self._spooled = asyncio.Event()
+        self.ledger: dict[str, seqlog.AgentLedger] = {}
+        self.ledger_time: float | None = None
         self.influx_ok = False
         self.stop = asyncio.Event()
         # Twice the broker's in-flight window: room for a reconnect's redeliveries.
@@ -156,6 +158,7 @@ class Collector:
                         tg.create_task(self._consume(), name="consume")
                         tg.create_task(self._self_metrics(), name="self-metrics")
                         tg.create_task(self._drain_spool(), name="drain-spool")
+                        tg.create_task(self._reconcile(), name="reconcile")
                 finally:
                     await self.source.close()
             finally:
@@ -225,22 +228,13 @@ class Collector:
             await self._dead_letter(entry, str(exc))
             pending.append(entry)
             return 0
-        missing, duplicate = self.seq.observe(ward=batch.ward, agent=batch.agent, seq=batch.seq, now=time.time())
-        if missing:
-            self.counters.gaps += missing
-            # In a share group each collector sees only part of an agent's batches, so a
-            # gap here is expected there: count it, but do not warn about every one.
-            log.log(
-                logging.DEBUG if self.cfg.mqtt.share_group else logging.WARNING,
-                "agent %s (ward %s): %d batches missing before seq %d",
-                batch.agent,
-                batch.ward,
-                missing,
-                batch.seq,
-            )
-        if duplicate:
+        lines.append(seqlog.record_line(batch, self.client_id))
+        seen = self.seq.observe(ward=batch.ward, agent=batch.agent, seq=batch.seq, now=time.time())
+        if seen == "duplicate":
             self.counters.duplicates += 1
             log.info("agent %s (ward %s): seq %d seen before; writing it again", batch.agent, batch.ward, batch.seq)
+        elif seen == "reordered":
+            self.counters.reordered += 1
         pending.append(Pending(msg, lines))
         return len(lines)
 
@@ -311,10 +305,10 @@ class Collector:
                     log.error("%s; keeping the points and retrying InfluxDB", exc)
                     spool_after = None
                     continue
-                self.counters.spooled += len(lines)
+                self.counters.spooled += seqlog.readings_in(lines)
                 self._spooled.set()
                 return
-            self.counters.points_written += len(lines)
+            self.counters.points_written += seqlog.readings_in(lines)
             self.counters.last_write_time = time.time()
             return
 
@@ -375,7 +369,7 @@ class Collector:
                 log.warning("InfluxDB refused spooled points (%s); finding the bad lines", exc)
                 await self._write_lines_one_by_one(lines)
             else:
-                self.counters.points_written += len(lines)
+                self.counters.points_written += seqlog.readings_in(lines)
                 self.counters.last_write_time = time.time()
                 self._influx_up()
             delay = BACKOFF_MIN
@@ -398,7 +392,33 @@ class Collector:
                     now=time.time(),
                 )
             else:
-                self.counters.points_written += 1
+                self.counters.points_written += seqlog.readings_in([line])
+
+    async def _reconcile(self) -> None:
+        """Every ``reconcile_interval``, count what is missing from the shared seq ledger."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.cfg.reconcile_interval)
+                return
+            try:
+                ledger = await seqlog.reconcile(self.influx)
+            except (InfluxUnavailable, InfluxRejected) as exc:
+                log.debug("seq ledger not read: %s", exc)
+                continue
+            for agent, now in ledger.items():
+                before = self.ledger.get(agent)
+                if now.missing > (before.missing if before else 0):
+                    log.warning(
+                        "agent %s: %d batches missing in all (seq %d..%d stored, floor %d, agent dropped %d)",
+                        agent,
+                        now.missing,
+                        now.first,
+                        now.last,
+                        now.floor,
+                        now.dropped,
+                    )
+            self.ledger, self.ledger_time = ledger, time.time()
+            self.counters.missing = sum(a.missing for a in ledger.values())
 
     async def _ensure_database(self) -> None:
         if self._db_ready:
@@ -441,8 +461,9 @@ class Collector:
             "invalid": c.invalid,
             "rejected": c.rejected,
             "write_errors": c.write_errors,
-            "gaps": c.gaps,
+            "missing": c.missing,
             "duplicates": c.duplicates,
+            "reordered": c.reordered,
             "dropped": c.dropped,
             "queue_depth": self.queue.qsize(),
             "spooled": c.spooled,
@@ -482,6 +503,8 @@ class Collector:
             "spool": {"points": self.spool.points, "bytes": self.spool.bytes, "path": str(self.spool.path)},
             "counters": counters,
             "agents": self.seq.as_json(),
+            "ledger": {agent: a.as_json() for agent, a in sorted(self.ledger.items())},
+            "ledger_time": iso(self.ledger_time),
         }
 
     async def _healthz(self, request: web.Request) -> web.Response:

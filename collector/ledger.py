@@ -6,7 +6,7 @@ import base64
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ class Counters:
     invalid: int = 0
     rejected: int = 0
     write_errors: int = 0
-    gaps: int = 0
+    missing: int = 0  # seqs never stored, from the InfluxDB ledger (all collectors)
     duplicates: int = 0
+    reordered: int = 0
     dropped: int = 0
     spooled: int = 0  # points that went to the spool while InfluxDB was away
     last_write_time: float | None = None
@@ -42,43 +43,53 @@ class AgentSeq:
     ward: str
     last_seq: int
     last_seen: float
-    gaps: int = 0
+    reordered: int = 0
     duplicates: int = 0
+    holes: set[int] = field(default_factory=set)  # seqs below last_seq not seen yet
+
+
+MAX_HOLES = 100_000
 
 
 class SeqTracker:
-    """Per agent, the highest ``seq`` seen; counts what went missing and what came twice.
+    """What this collector saw of each agent's ``seq``: duplicates and reordering.
 
-    In memory only: after a collector restart the first batch of each agent sets the
-    baseline. A batch that arrives late (after a later one) counts as a duplicate, and
-    the gap it left is not taken back.
+    In memory, for this process only. Whether anything is *missing* is not decided here:
+    with a share group each collector sees only part of an agent's batches, so that comes
+    from the ledger every collector writes to InfluxDB (collector/seqlog.py).
     """
 
     def __init__(self) -> None:
         self.agents: dict[str, AgentSeq] = {}
 
-    def observe(self, *, ward: str, agent: str, seq: int, now: float) -> tuple[int, bool]:
-        """Return (messages missing before this one, whether it is a duplicate)."""
+    def observe(self, *, ward: str, agent: str, seq: int, now: float) -> str:
+        """Return ``"new"``, ``"reordered"`` (late, filling a hole) or ``"duplicate"``."""
         state = self.agents.get(agent)
         if state is None:
             self.agents[agent] = AgentSeq(ward=ward, last_seq=seq, last_seen=now)
-            return 0, False
+            return "new"
         state.last_seen = now
         state.ward = ward
-        if seq <= state.last_seq:
-            state.duplicates += 1
-            return 0, True
-        missing = seq - state.last_seq - 1
-        state.gaps += missing
-        state.last_seq = seq
-        return missing, False
+        if seq > state.last_seq:
+            if seq - state.last_seq - 1 <= MAX_HOLES:
+                state.holes.update(range(state.last_seq + 1, seq))
+            while len(state.holes) > MAX_HOLES:
+                state.holes.discard(min(state.holes))
+            state.last_seq = seq
+            return "new"
+        if seq in state.holes:
+            state.holes.discard(seq)
+            state.reordered += 1
+            return "reordered"
+        state.duplicates += 1
+        return "duplicate"
 
     def as_json(self) -> dict[str, Any]:
         return {
             agent: {
                 "ward": s.ward,
                 "last_seq": s.last_seq,
-                "gaps": s.gaps,
+                "reordered": s.reordered,
                 "duplicates": s.duplicates,
                 "last_seen": iso(s.last_seen),
             }

@@ -127,16 +127,17 @@ class TestLineProtocol:
 # --------------------------------------------------------------------------- small parts
 
 
-def test_seq_tracker_counts_gaps_and_duplicates() -> None:
+def test_seq_tracker_tells_reordering_from_duplicates() -> None:
     seq = SeqTracker()
-    assert seq.observe(ward="w", agent="a", seq=10, now=1.0) == (0, False)  # baseline
-    assert seq.observe(ward="w", agent="a", seq=11, now=2.0) == (0, False)
-    assert seq.observe(ward="w", agent="a", seq=15, now=3.0) == (3, False)
-    assert seq.observe(ward="w", agent="a", seq=15, now=4.0) == (0, True)
-    assert seq.observe(ward="w", agent="a", seq=12, now=5.0) == (0, True)
-    assert seq.observe(ward="w", agent="b", seq=0, now=5.0) == (0, False)
+    assert seq.observe(ward="w", agent="a", seq=10, now=1.0) == "new"  # baseline
+    assert seq.observe(ward="w", agent="a", seq=11, now=2.0) == "new"
+    assert seq.observe(ward="w", agent="a", seq=15, now=3.0) == "new"
+    assert seq.observe(ward="w", agent="a", seq=15, now=4.0) == "duplicate"
+    assert seq.observe(ward="w", agent="a", seq=12, now=5.0) == "reordered"  # late, filling a hole
+    assert seq.observe(ward="w", agent="a", seq=12, now=5.0) == "duplicate"
+    assert seq.observe(ward="w", agent="b", seq=0, now=5.0) == "new"
     state = seq.agents["a"]
-    assert (state.last_seq, state.gaps, state.duplicates) == (15, 3, 2)
+    assert (state.last_seq, state.reordered, state.duplicates, state.holes) == (15, 1, 2, {13, 14})
 
 
 def test_dead_letter_rotates_before_passing_max_bytes(tmp_path: Path) -> None:
@@ -228,7 +229,10 @@ class Collector:
             "dead_letter": {"path": str(self.dead_letter)},
         }
         for section, values in over.items():
-            doc[section].update(values)
+            if isinstance(values, dict):
+                doc.setdefault(section, {}).update(values)
+            else:
+                doc[section] = values
         self.config = write_yaml(tmp_path / "collector.yaml", doc)
         self.service = script(
             "wardwatch-collector",
@@ -422,7 +426,7 @@ def test_valid_batches_land_with_their_tags_fields_and_times(
     # The collector's own counters are a series too.
     own = wait_points(influx, database, "SELECT * FROM collector", 1)
     assert own[0]["collector"] == h["client_id"]
-    assert {"messages", "points_written", "invalid", "write_errors", "gaps", "duplicates", "queue_depth"} <= set(own[0])
+    assert {"messages", "points_written", "invalid", "write_errors", "missing", "duplicates", "queue_depth"} <= set(own[0])
 
 
 @pytest.mark.services
@@ -467,7 +471,7 @@ def test_bad_messages_are_dead_lettered_counted_and_the_rest_flows(
     h = collector.health()
     assert h["counters"]["messages"] == 8
     assert h["counters"]["points_written"] == 4
-    assert h["counters"]["gaps"] == 0 and h["counters"]["duplicates"] == 0
+    assert h["counters"]["missing"] == 0 and h["counters"]["duplicates"] == 0
 
     letters = wait_for(lambda: len(d := collector.dead_letters()) >= 4 and d, timeout=5, what="dead letters")
     assert len(letters) == 4
@@ -502,23 +506,35 @@ def test_points_influxdb_refuses_are_dead_lettered_and_the_rest_written(
 
 
 @pytest.mark.services
-def test_seq_gaps_and_duplicates_show_in_healthz(
-    collector: Collector, publisher: Publisher, influx: InfluxService, database: str, unique: str
+def test_missing_reordered_and_duplicate_batches_show_in_healthz(
+    tmp_path: Path, mosquitto: Service, publisher: Publisher, influx: InfluxService, database: str, unique: str
 ) -> None:
-    ward, agent, other = f"w-{unique}", f"a-{unique}", f"b-{unique}"
-    for seq in (0, 1, 5, 5, 6, 2):
-        publisher.batch(batch(agent, ward, seq, [reading(time_ms=T0 + seq)]))
-    publisher.batch(batch(other, ward, 3, [reading(device="sw-2", time_ms=T0)]))
-    collector.wait_counter("messages", 7)
-    h = collector.health()
-    assert h["agents"][agent] == {
-        "ward": ward, "last_seq": 6, "gaps": 3, "duplicates": 2, "last_seen": h["agents"][agent]["last_seen"]
-    }  # fmt: skip
-    assert h["agents"][other]["gaps"] == 0 and h["agents"][other]["last_seq"] == 3
-    assert h["counters"]["gaps"] == 3 and h["counters"]["duplicates"] == 2
-    # Duplicates are written again: harmless, the same series and time overwrite.
-    rows = wait_points(influx, database, f"SELECT in_bps FROM if_traffic WHERE device='sw-core' AND ward='{ward}'", 5)
-    assert [r["time"] for r in rows] == [T0, T0 + 1, T0 + 2, T0 + 5, T0 + 6]
+    c = Collector(tmp_path, mqtt_port=mosquitto.port, influx_url=influx.url, database=database, reconcile_interval="0.5s")
+    c.start()
+    try:
+        ward, agent, other = f"w-{unique}", f"a-{unique}", f"b-{unique}"
+        for seq in (0, 1, 5, 5, 6, 2):  # 3 and 4 never come; 2 comes late; 5 comes twice
+            b = batch(agent, ward, seq, [reading(time_ms=T0 + seq)])
+            b.pending_from = seq  # the agent's outbox held nothing older
+            publisher.batch(b)
+        publisher.batch(batch(other, ward, 3, [reading(device="sw-2", time_ms=T0)]))
+        c.wait_counter("messages", 7)
+        c.wait_counter("missing", 2)
+        h = c.health()
+        assert h["agents"][agent] == {
+            "ward": ward, "last_seq": 6, "reordered": 1, "duplicates": 1, "last_seen": h["agents"][agent]["last_seen"]
+        }  # fmt: skip
+        ledger = h["ledger"][agent]
+        assert (ledger["first"], ledger["last"], ledger["received"], ledger["missing"]) == (0, 6, 5, 2)
+        assert h["ledger"][other]["missing"] == 0
+        assert h["counters"]["missing"] == 2 and h["counters"]["reordered"] == 1
+        # Duplicates are written again: harmless, the same series and time overwrite.
+        rows = wait_points(
+            influx, database, f"SELECT in_bps FROM if_traffic WHERE device='sw-core' AND ward='{ward}'", 5
+        )
+        assert [r["time"] for r in rows] == [T0, T0 + 1, T0 + 2, T0 + 5, T0 + 6]
+    finally:
+        c.service.stop()
 
 
 @pytest.mark.services

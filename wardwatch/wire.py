@@ -84,6 +84,12 @@ class Batch(msgspec.Struct, forbid_unknown_fields=True):
     ward: Name
     seq: Annotated[int, msgspec.Meta(ge=0)]
     readings: Annotated[list[Reading], msgspec.Meta(max_length=10_000)]
+    # The lowest seq still in the agent's outbox when this batch was committed: every
+    # lower seq was acknowledged by the broker or dropped by the outbox bounds. The
+    # collector counts a seq below it that never arrived as missing (docs/reliability.md).
+    pending_from: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # Batches the agent's outbox has dropped to stay within its bounds, in all.
+    dropped: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 _encoder = msgspec.json.Encoder()
