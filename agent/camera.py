@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol
 
 import aiohttp
 
@@ -42,8 +43,20 @@ from wardwatch.wire import Reading
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 80
-# ICMP hook: host -> round-trip time in ms, or None when there was no reply.
-IcmpProbe = Callable[[str], Awaitable[float | None]]
+
+
+class PingLike(Protocol):
+    """What an ICMP probe answers (agent/icmp.py's ``PingResult`` has this shape)."""
+
+    @property
+    def reachable(self) -> bool: ...
+
+    @property
+    def rtt_ms(self) -> float | None: ...
+
+
+# ICMP hook: host -> ping result; ``Pinger(...).ping`` of agent/icmp.py fits as is.
+IcmpProbe = Callable[[str], Awaitable[PingLike]]
 Fields = dict[str, int | float | str]
 
 
@@ -167,7 +180,7 @@ class _MediaFacts:
     frozen: bool = False
 
 
-async def _icmp(icmp: IcmpProbe, host: str) -> float | None:
+async def _icmp(icmp: IcmpProbe, host: str) -> PingLike | None:
     try:
         return await icmp(host)
     except OSError as exc:
@@ -175,7 +188,7 @@ async def _icmp(icmp: IcmpProbe, host: str) -> float | None:
         return None
 
 
-async def _ping_result(ping: asyncio.Task[float | None] | None, limit: float) -> float | None:
+async def _ping_result(ping: asyncio.Task[PingLike | None] | None, limit: float) -> PingLike | None:
     if ping is None:
         return None
     try:
@@ -245,7 +258,8 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
         if ping is not None:
             ping.cancel()
         raise
-    icmp_ms = await _ping_result(ping, dev.timeout)
+    pong = await _ping_result(ping, dev.timeout)
+    icmp_ok = None if icmp is None else pong is not None and pong.reachable
 
     # the feeding switch port
     port_up = poe = None
@@ -256,15 +270,15 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
             health["feed_oper_up"] = int(port_up)
         if poe is not None:
             health["feed_poe_delivering"] = int(poe)
-    if icmp is not None:
-        health["icmp_ok"] = int(icmp_ms is not None)
-        if icmp_ms is not None:
-            health["icmp_rtt_ms"] = round(icmp_ms, 2)
+    if icmp_ok is not None:
+        health["icmp_ok"] = int(icmp_ok)
+        if pong is not None and pong.rtt_ms is not None:
+            health["icmp_rtt_ms"] = round(pong.rtt_ms, 3)
 
     ok, reason = assess(Facts(
         online=online, onvif_error=error_class, skew_auth=st.skew_auth and authed,
         rtsp_reason=facts.rtsp_reason, snapshot_uri=facts.snapshot_uri, snapshot_ok=facts.snapshot_ok,
-        frozen=facts.frozen, icmp_ok=None if icmp is None else icmp_ms is not None,
+        frozen=facts.frozen, icmp_ok=icmp_ok,
         port_up=port_up, poe_delivering=poe,
     ))
     # poll_ms leaves out the PullMessages wait (events_ms), which is the camera holding the request
@@ -281,9 +295,17 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
 
     now_ms = int(time.time() * 1000)
     tags = {"vendor": dev.vendor} if dev.vendor else {}
+    # device_status as for switches (agent/icmp.py combine()): up when ONVIF or ICMP answered;
+    # alive to ping only, the reason names the ONVIF error (onvif_timeout, onvif_refused, ...).
     status: Fields = {"up": int(online), "poll_ms": poll_ms, "reason": error_class or "ok"}
     if "rtt_ms" in health:
         status["rtt_ms"] = health["rtt_ms"]
+    if icmp_ok is not None:
+        status["icmp_up"] = int(icmp_ok)
+        if pong is not None and pong.rtt_ms is not None:
+            status["rtt_ms"] = round(pong.rtt_ms, 3)
+        if not online and icmp_ok:
+            status["up"], status["reason"] = 1, f"onvif_{error_class}"
     readings = [
         Reading(device=dev.id, kind="camera", measurement="camera_health", time_ms=now_ms, fields=health, tags=tags),
         Reading(device=dev.id, kind="camera", measurement="device_status", time_ms=now_ms, fields=status, tags=tags),

@@ -181,6 +181,18 @@ async def test_reboot_reestablishes_the_event_subscription(rig: Rig) -> None:
     assert events(await rig.poll())["video_loss"] == 1  # the new subscription delivers
 
 
+async def test_subscription_is_renewed_before_it_expires(rig: Rig) -> None:
+    await rig.poll()
+    await rig.poll()
+    pullpoint = rig.cam.state.events
+    assert pullpoint is not None
+    pullpoint.expires_at = time.monotonic() + 5  # as if most of its lifetime had passed
+    await rig.knobs(emit_event="storage_failure")
+    ev = events(await rig.poll())
+    assert (ev["renewals"], ev["subscriptions"], ev["storage_failure"]) == (1, 1, 1)
+    assert pullpoint.expires_at - time.monotonic() > 30  # the camera granted a new lifetime
+
+
 async def test_switch_port_explains_an_offline_camera(rig: Rig) -> None:
     ports = rig.poller.ports
     await rig.knobs(offline=True)
@@ -194,6 +206,25 @@ async def test_switch_port_explains_an_offline_camera(rig: Rig) -> None:
     assert (health(result)["feed_oper_up"], health(result)["feed_poe_delivering"]) == (0, 0)
     await rig.knobs(offline=False)
     assert (await rig.poll()).reason == "ok"  # a camera that answers is judged on its answers
+
+
+@dataclass(frozen=True)
+class Pong:
+    reachable: bool
+    rtt_ms: float | None
+
+
+async def test_camera_alive_to_ping_but_not_onvif(rig: Rig) -> None:
+    async def ping(host: str) -> Pong:  # stands in for agent/icmp.py's Pinger.ping
+        assert host == "127.0.0.1"
+        return Pong(True, 0.05)
+
+    rig.poller.icmp = ping
+    await rig.knobs(offline=True)
+    result = await rig.poll()
+    status = next(r.fields for r in result.readings if r.measurement == "device_status")
+    assert (result.reason, health(result)["icmp_ok"], health(result)["online"]) == ("offline", 1, 0)
+    assert (status["up"], status["reason"], status["icmp_up"]) == (1, "onvif_refused", 1)
 
 
 @pytest.mark.parametrize("rig", [{"brand": "dahua"}, {"brand": "kbvision"}], indirect=True)
