@@ -49,7 +49,7 @@ from aiohttp import web
 
 from wardwatch import wire
 from wardwatch.aio import first_of
-from wardwatch.collector import lineproto, seqlog
+from wardwatch.collector import lineproto, presence, seqlog
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
 from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker, iso
@@ -98,6 +98,7 @@ class Collector:
         self._spooled = asyncio.Event()
         self.ledger: dict[str, seqlog.AgentLedger] = {}
         self.ledger_time: float | None = None
+        self._stale: set[str] = set()  # agents marked stale from the ledger
         self.influx_ok = False
         self.stop = asyncio.Event()
         # Twice the broker's in-flight window: room for a reconnect's redeliveries.
@@ -218,16 +219,13 @@ class Collector:
     async def _take(self, msg: Received, pending: list[Pending]) -> int:
         """Validate and convert one message into ``pending``; return its point count."""
         self.counters.messages += 1
+        if msg.topic.endswith("/status"):
+            return await self._take_status(msg, pending)
         try:
             batch = wire.decode_from(msg.topic, msg.payload)
             lines = lineproto.batch_lines(batch)
         except (wire.WireError, lineproto.LineProtocolError) as exc:
-            self.counters.invalid += 1
-            log.warning("invalid message on %r (%d bytes): %s; dead-lettered", msg.topic, len(msg.payload), exc)
-            entry = Pending(msg, [])
-            await self._dead_letter(entry, str(exc))
-            pending.append(entry)
-            return 0
+            return await self._invalid(msg, pending, exc)
         lines.append(seqlog.record_line(batch, self.client_id))
         seen = self.seq.observe(ward=batch.ward, agent=batch.agent, seq=batch.seq, now=time.time())
         if seen == "duplicate":
@@ -237,6 +235,26 @@ class Collector:
             self.counters.reordered += 1
         pending.append(Pending(msg, lines))
         return len(lines)
+
+    async def _take_status(self, msg: Received, pending: list[Pending]) -> int:
+        try:
+            status = wire.decode_status(msg.topic, msg.payload)
+            line = presence.status_line(status, received_ms=int(time.time() * 1000), retained=msg.retain)
+        except (wire.WireError, lineproto.LineProtocolError) as exc:
+            return await self._invalid(msg, pending, exc)
+        log.info("agent %s (ward %s): %s%s", status.agent, status.ward, status.state, " (retained)" * msg.retain)
+        if status.state == "online":
+            self._stale.discard(status.agent)
+        pending.append(Pending(msg, [line]))
+        return 1
+
+    async def _invalid(self, msg: Received, pending: list[Pending], exc: Exception) -> int:
+        self.counters.invalid += 1
+        log.warning("invalid message on %r (%d bytes): %s; dead-lettered", msg.topic, len(msg.payload), exc)
+        entry = Pending(msg, [])
+        await self._dead_letter(entry, str(exc))
+        pending.append(entry)
+        return 0
 
     async def _dead_letter(self, entry: Pending, reason: str) -> None:
         msg = entry.msg
@@ -419,6 +437,15 @@ class Collector:
                     )
             self.ledger, self.ledger_time = ledger, time.time()
             self.counters.missing = sum(a.missing for a in ledger.values())
+            try:
+                stale = await presence.stale_lines(self.influx, stale_after=self.cfg.stale_after, already=self._stale)
+                if stale:
+                    await self.influx.write(stale)
+                    log.warning(
+                        "%d agents silent for over %.0f s: their devices are unknown", len(stale), self.cfg.stale_after
+                    )
+            except (InfluxUnavailable, InfluxRejected) as exc:
+                log.debug("stale agents not marked: %s", exc)
 
     async def _ensure_database(self) -> None:
         if self._db_ready:

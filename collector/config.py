@@ -141,6 +141,9 @@ class CollectorConfig(Strict):
         default_factory=DeadLetterSection, description="where invalid or rejected messages go"
     )
     spool: SpoolSection = Field(default_factory=SpoolSection, description="durable store while InfluxDB is away")
+    stale_after: Duration = Field(
+        90.0, ge=1, le=86400, description="an agent with no batch stored for this long is stale: its devices unknown"
+    )
     reconcile_interval: Duration = Field(
         30.0, ge=0.1, le=3600, description="how often to count missing seqs from the ledger in InfluxDB"
     )

@@ -128,13 +128,16 @@ class InfluxV1Writer:
         quoted = self.database.replace("\\", "\\\\").replace('"', '\\"')
         await self.query(f'CREATE DATABASE "{quoted}"')
 
-    async def query(self, q: str) -> list[dict[str, Any]]:
+    async def query(self, q: str, *, epoch: str | None = None) -> list[dict[str, Any]]:
         """Run one InfluxQL statement via POST /query; return its ``results``.
 
         An error inside a 200 answer (InfluxQL reports most errors that way) raises
         InfluxRejected; transport trouble raises InfluxUnavailable.
         """
-        status, text = await self._request("POST", "/query", data={"q": q, "db": self.database})
+        form = {"q": q, "db": self.database}
+        if epoch is not None:  # times as integers in this unit, not RFC 3339 text
+            form["epoch"] = epoch
+        status, text = await self._request("POST", "/query", data=form)
         if status >= 500 or status in _RETRYABLE_4XX:
             raise InfluxUnavailable(
                 f"InfluxDB {self.url} answered {status} to a query: {_error_text(text)}", status=status

@@ -38,7 +38,7 @@ def readings_in(lines: list[bytes]) -> int:
 
 
 class Queryable(Protocol):
-    async def query(self, q: str) -> list[dict[str, Any]]: ...
+    async def query(self, q: str, *, epoch: str | None = None) -> list[dict[str, Any]]: ...
 
 
 def record_line(batch: wire.Batch, collector: str) -> bytes:
@@ -86,7 +86,7 @@ async def reconcile(influx: Queryable) -> dict[str, AgentLedger]:
         f"SELECT min(seq), max(seq), count(seq), max(pending_from), max(dropped) FROM {MEASUREMENT} GROUP BY agent"
     )
     out: dict[str, AgentLedger] = {}
-    for series in _series(results):
+    for series in series_of(results):
         agent = series["tags"].get("agent", "")
         if not _SAFE.match(agent):  # never put a name we did not check into a query
             continue
@@ -98,14 +98,14 @@ async def reconcile(influx: Queryable) -> dict[str, AgentLedger]:
             counted = await influx.query(
                 f"SELECT count(seq) FROM {MEASUREMENT} WHERE agent = '{agent}' AND seq >= {first} AND seq < {floor}"
             )
-            rows = _series(counted)
+            rows = series_of(counted)
             below = int(rows[0]["values"][0][1]) if rows else 0
         missing = max(0, floor - first - below)
         out[agent] = AgentLedger(first, last, received, floor, missing, int(dropped or 0))
     return out
 
 
-def _series(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def series_of(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not results:
         return []
     series: list[dict[str, Any]] = results[0].get("series", [])

@@ -40,6 +40,7 @@ class Received:
     mid: int
     qos: int
     generation: int
+    retain: bool = False
 
 
 class MqttSource:
@@ -140,7 +141,8 @@ class MqttSource:
         self._disconnected.clear()
         self.connected = True
         log.info("mqtt: connected to %s (session present: %s)", self.where, flags.session_present)
-        client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1))
+        # Status is not shared: every collector sees every agent come and go.
+        client.subscribe([(self.topic_filter, SubscribeOptions(qos=1)), (wire.STATUS_FILTER, SubscribeOptions(qos=1))])
 
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
         log.warning(
@@ -192,6 +194,7 @@ class MqttSource:
             mid=message.mid,
             qos=message.qos,
             generation=self._generation,
+            retain=bool(message.retain),
         )
         with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
             self._loop.call_soon_threadsafe(self._enqueue, item)

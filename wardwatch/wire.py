@@ -205,14 +205,41 @@ def decode_from(topic: str, payload: bytes) -> Batch:
         raise WireError(f"topic {topic!r} is not a readings topic")
     batch = decode(payload)
     if (batch.ward, batch.agent) != (ward, agent):
-        raise WireError(
-            f"payload says ward={batch.ward!r} agent={batch.agent!r}, topic says {ward!r}/{agent!r}"
-        )
+        raise WireError(f"payload says ward={batch.ward!r} agent={batch.agent!r}, topic says {ward!r}/{agent!r}")
     return batch
+
+
+class Status(msgspec.Struct, forbid_unknown_fields=True):
+    """The retained ``status`` message of an agent."""
+
+    schema: int
+    state: Literal["online", "offline"]
+    agent: Name
+    ward: Name
+    time_ms: Annotated[int, msgspec.Meta(ge=0)]
+
+
+_status_decoder = msgspec.json.Decoder(Status)
+
+
+def decode_status(topic: str, payload: bytes) -> Status:
+    """Decode a ``status`` payload and check that it came from the topic it names."""
+    ward, agent, leaf = parse_agent_topic(topic)
+    if leaf != "status":
+        raise WireError(f"topic {topic!r} is not a status topic")
+    if len(payload) > 4096:
+        raise WireError(f"status payload of {len(payload)} bytes is over the 4096-byte cap")
+    try:
+        status = _status_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise WireError(f"bad status payload: {exc}") from None
+    if status.schema != SCHEMA:
+        raise WireError(f"schema {status.schema} is not supported (this side speaks {SCHEMA})")
+    if (status.ward, status.agent) != (ward, agent):
+        raise WireError(f"payload says ward={status.ward!r} agent={status.agent!r}, topic says {ward!r}/{agent!r}")
+    return status
 
 
 def status_payload(state: str, *, agent: str, ward: str, time_ms: int) -> bytes:
     """The retained ``status`` message: ``online`` on connect; the Last Will says ``offline``."""
-    return _encoder.encode(
-        {"schema": SCHEMA, "state": state, "agent": agent, "ward": ward, "time_ms": time_ms}
-    )
+    return _encoder.encode({"schema": SCHEMA, "state": state, "agent": agent, "ward": ward, "time_ms": time_ms})
