@@ -238,6 +238,8 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
                 st.inventory_sent = st.polls
 
         # 3-5. media, stream, snapshot
+        if authed and st.reason in ("offline", "poe_lost", "port_down"):
+            client.xaddrs_ok = False  # back after an outage, perhaps a reboot: ask for the addresses again
         if authed:
             error_class, detail = await _media(cam, http, health, facts)
             if not error_class:

@@ -213,9 +213,11 @@ class PullPoint:
                 self.last_error = ""
                 return events
             except Unsupported as exc:
-                self.unsupported = True
-                self.drop(str(exc))
-                return []
+                if not self.subscribed:  # CreatePullPointSubscription itself is not offered
+                    self.unsupported = True
+                    self.drop(str(exc))
+                    return []
+                self.drop(f"{exc.reason}: {exc}")
             except DeviceTimeout as exc:
                 self.last_error = str(exc)  # a slow camera is not a lost subscription
                 return []

@@ -336,7 +336,10 @@ class OnvifClient:
     async def discover(self) -> None:
         """XAddrs of the camera's services (GetServices, falling back to GetCapabilities)."""
         cam = await self.camera()
+        pullpoint = cam.xaddrs.get(PULLPOINT_NS)
         await self.call("GetServices", lambda: cam.update_xaddrs())
+        if pullpoint is not None:  # update_xaddrs() starts afresh; keep our subscription's address
+            cam.xaddrs.setdefault(PULLPOINT_NS, pullpoint)
         # update_xaddrs() resets dt_diff; put the offset back for services created from now on.
         self.set_time_offset(self.offset_s)
         self.xaddrs_ok = True
