@@ -20,13 +20,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.pipeline import Collector
 from tests.util import BIN, wait_for, write_yaml
 from wardwatch import wire
 from wardwatch.collector import lineproto
 from wardwatch.collector.config import load_config
 from wardwatch.collector.ledger import DeadLetter, SeqTracker
 from wardwatch.config import ConfigError
-from wardwatch.services import InfluxService, Service, free_port, script, start_influxdb, start_mosquitto
+from wardwatch.services import InfluxService, Service, free_port, start_influxdb, start_mosquitto
 
 T0 = 1_764_201_600_000  # 2025-11-27T00:00:00Z, in ms
 
@@ -215,88 +216,6 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, doc: di
     assert done.stdout == ""
 
 
-class Collector:
-    """A wardwatch-collector process with its config, log and /healthz."""
-
-    def __init__(self, tmp_path: Path, *, mqtt_port: int, influx_url: str, database: str, **over: Any) -> None:
-        self.http_port = free_port()
-        self.token = "test-token-" + uuid.uuid4().hex
-        self.dead_letter = tmp_path / "dead-letter.jsonl"
-        doc: dict[str, Any] = {
-            "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
-            "influx": {"api": "v1", "url": influx_url, "database": database, "flush_interval": "0.1s", "timeout": "2s"},
-            "http": {"host": "127.0.0.1", "port": self.http_port, "token": self.token},
-            "dead_letter": {"path": str(self.dead_letter)},
-        }
-        for section, values in over.items():
-            if isinstance(values, dict):
-                doc.setdefault(section, {}).update(values)
-            else:
-                doc[section] = values
-        self.config = write_yaml(tmp_path / "collector.yaml", doc)
-        self.service = script(
-            "wardwatch-collector",
-            ["run", "-c", str(self.config), "--log-level", "debug"],
-            run_dir=tmp_path / "collector",
-        )
-
-    def start(self, *, influx_up: bool = True) -> None:
-        self.service.start()
-
-        def ready() -> bool:
-            h = self.try_health()
-            if h is None:
-                assert self.service.running(), self.service.log_tail()
-                return False
-            return h["mqtt_subscribed"] and (h["influx_ok"] or not influx_up)
-
-        try:
-            wait_for(ready, timeout=15, interval=0.05, what="collector ready")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.service.log_tail()}") from None
-
-    def try_health(self, token: str | None = None) -> dict[str, Any] | None:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_port}/healthz",
-            headers={"Authorization": f"Bearer {token or self.token}"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=2) as resp:
-                doc: dict[str, Any] = json.load(resp)
-                return doc
-        except urllib.error.HTTPError:
-            raise
-        except OSError:
-            return None
-
-    def health(self) -> dict[str, Any]:
-        doc = self.try_health()
-        assert doc is not None, self.service.log_tail()
-        return doc
-
-    def counter(self, name: str) -> int:
-        value: int = self.health()["counters"][name]
-        return value
-
-    def wait_counter(self, name: str, at_least: int, timeout: float = 10.0) -> None:
-        try:
-            wait_for(lambda: self.counter(name) >= at_least, timeout=timeout, interval=0.05, what=f"{name}>={at_least}")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.try_health()}\n{self.service.log_tail()}") from None
-
-    def terminate(self) -> int:
-        """SIGTERM, and the exit status."""
-        proc = self.service.proc
-        assert proc is not None
-        self.service.stop(timeout=15)
-        return proc.wait()
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        if not self.dead_letter.exists():
-            return []
-        return [json.loads(line) for line in self.dead_letter.read_text().splitlines()]
-
-
 class Publisher:
     """A paho MQTT 5 client that publishes QoS 1 and waits for the broker's PUBACK."""
 
@@ -426,7 +345,8 @@ def test_valid_batches_land_with_their_tags_fields_and_times(
     # The collector's own counters are a series too.
     own = wait_points(influx, database, "SELECT * FROM collector", 1)
     assert own[0]["collector"] == h["client_id"]
-    assert {"messages", "points_written", "invalid", "write_errors", "missing", "duplicates", "queue_depth"} <= set(own[0])
+    expected = {"messages", "points_written", "invalid", "write_errors", "missing", "duplicates", "queue_depth"}
+    assert expected <= set(own[0])
 
 
 @pytest.mark.services
@@ -509,7 +429,9 @@ def test_points_influxdb_refuses_are_dead_lettered_and_the_rest_written(
 def test_missing_reordered_and_duplicate_batches_show_in_healthz(
     tmp_path: Path, mosquitto: Service, publisher: Publisher, influx: InfluxService, database: str, unique: str
 ) -> None:
-    c = Collector(tmp_path, mqtt_port=mosquitto.port, influx_url=influx.url, database=database, reconcile_interval="0.5s")
+    c = Collector(
+        tmp_path, mqtt_port=mosquitto.port, influx_url=influx.url, database=database, reconcile_interval="0.5s"
+    )
     c.start()
     try:
         ward, agent, other = f"w-{unique}", f"a-{unique}", f"b-{unique}"
