@@ -20,6 +20,7 @@ from pathlib import Path
 
 from wardwatch.agent.config import AgentConfig, DeviceConfig
 from wardwatch.agent.errors import DeviceError
+from wardwatch.agent.icmp import Pinger, combine
 from wardwatch.agent.outbox import Outbox
 from wardwatch.agent.profiles import load_catalog
 from wardwatch.agent.publisher import Publisher
@@ -56,6 +57,7 @@ class Poller:
         self.catalog = load_catalog(profile_dirs)
         self.engines = Engines()
         self.engine = self.engines.default
+        self.pinger = Pinger()
         self.polls_ok = 0
         self.polls_failed = 0
 
@@ -68,10 +70,26 @@ class Poller:
         return SnmpSession(engine=self.engines.for_auth(snmp), device=dev, auth=snmp)
 
     async def poll(self, session: SnmpSession, state: SwitchState) -> PollResult:
+        """SNMP and, alongside it, ICMP; ``device_status`` says what each found (agent/icmp.py)."""
         dev = session.device
-        started = time.monotonic()
         if state.catalog is None:
             state.catalog = self.catalog
+        pinging = asyncio.create_task(self.pinger.ping(dev.host)) if dev.icmp and self.pinger.available else None
+        try:
+            result = await self._poll_snmp(session, state)
+            ping = await pinging if pinging else None
+        except BaseException:
+            if pinging:
+                pinging.cancel()
+            raise
+        combine(result.readings[0].fields, snmp_ok=result.ok, reason=result.reason, ping=ping)
+        state.rtt_ms = ping.rtt_ms if ping else None
+        state.loss_pct = ping.loss_pct if ping else None
+        return result
+
+    async def _poll_snmp(self, session: SnmpSession, state: SwitchState) -> PollResult:
+        dev = session.device
+        started = time.monotonic()
         try:
             # A bound on the whole poll, whatever the per-request timeouts add up to.
             async with asyncio.timeout(dev.interval):

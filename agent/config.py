@@ -101,6 +101,7 @@ class DeviceConfig(Strict):
     vendor: str | None = Field(None, pattern=_NAME, description="vendor tag, where known")
     profile: str | None = Field(None, pattern=_NAME, description="SNMP profile name; matched by sysObjectID if unset")
     feed: FeedRef | None = Field(None, description="the switch port feeding this device")
+    icmp: bool = Field(True, description="ping it too: rtt_ms, loss_pct, and up when SNMP fails but ICMP answers")
     camera: CameraOptions = Field(default_factory=CameraOptions, description="camera options (kind: camera)")
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     get_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as usm
+from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
 from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from pysnmp.smi.error import PySnmpError
@@ -64,6 +65,7 @@ _AUTH_ERRORS = (
 )
 # Leave room in a GETBULK answer: many agents (snmpsim among them) cap a reply at 64 varbinds.
 MAX_VARBINDS = 60
+SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
 
 Value = Any  # a pysnmp value; callers convert with int() / str()
 Table = dict[str, dict[str, Value]]  # column OID -> row index -> value
@@ -231,8 +233,13 @@ def _secret(value: SecretStr | None) -> str | None:
 
 
 def new_engine() -> SnmpEngine:
-    """Build the agent's one engine; reuse it for every device and close it at shutdown."""
-    return SnmpEngine()
+    """Build an engine; reuse it for every device and close it at shutdown.
+
+    pysnmp loads its MIB view on the first request, which holds the event loop for ~0.6 s
+    and would delay every poll in flight; so it is loaded here, before any polling."""
+    engine = SnmpEngine()
+    CommandGeneratorVarBinds().make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_UPTIME_OID)),))
+    return engine
 
 
 def close_engine(engine: SnmpEngine) -> None:

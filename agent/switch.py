@@ -68,6 +68,8 @@ class SwitchState:
     catalog: Catalog | None = None  # None: the shipped profiles
     profile: Resolved | None = None
     problems: list[str] = field(default_factory=list)  # values the last poll could not read
+    rtt_ms: float | None = None  # the last ping's average round trip; None: no echo or no ICMP
+    loss_pct: float | None = None
 
 
 def interface_columns(profile: Resolved | None) -> dict[str, str]:

@@ -49,7 +49,9 @@ def fleet(tmp_path: Path, mosquitto: Service, influx: InfluxService, database: s
         "auth": {"v2c-public": {"snmp": {"version": "2c", "community": "public"}}},
         "devices": [
             {"id": name, "kind": "switch", "host": "127.0.0.1", "port": sims[name].port,
-             "auth": "v2c-public", "interval": f"{INTERVAL}s", "timeout": "0.5s", "retries": 0}
+             "auth": "v2c-public", "interval": f"{INTERVAL}s", "timeout": "0.5s", "retries": 0,
+             # A killed simulator stands for a dead switch; 127.0.0.1 itself would still answer pings.
+             "icmp": False}
             for name in specs
         ],
     })
