@@ -165,6 +165,7 @@ class Collector:
             finally:
                 await runner.cleanup()
                 await asyncio.to_thread(self.spool.close)
+                await asyncio.to_thread(self.dead_letter.close)
         log.info("collector %s: stopped", self.client_id)
 
     # consuming ----------------------------------------------------------------
@@ -226,6 +227,9 @@ class Collector:
             lines = lineproto.batch_lines(batch)
         except (wire.WireError, lineproto.LineProtocolError) as exc:
             return await self._invalid(msg, pending, exc)
+        except Exception as exc:  # a bug of ours must not stop the pipeline either
+            log.exception("unexpected error decoding a message on %r", msg.topic)
+            return await self._invalid(msg, pending, RuntimeError(f"could not be decoded: {exc!r}"))
         lines.append(seqlog.record_line(batch, self.client_id))
         seen = self.seq.observe(ward=batch.ward, agent=batch.agent, seq=batch.seq, now=time.time())
         if seen == "duplicate":
@@ -256,6 +260,15 @@ class Collector:
         pending.append(entry)
         return 0
 
+    async def _sync_dead_letters(self, pending: list[Pending]) -> None:
+        try:
+            await asyncio.to_thread(self.dead_letter.sync)
+        except OSError as exc:
+            log.error("cannot sync dead-letter file %s: %s; its messages left unacked", self.dead_letter.path, exc)
+            for p in pending:
+                if not p.lines:
+                    p.ack = False
+
     async def _dead_letter(self, entry: Pending, reason: str) -> None:
         msg = entry.msg
         try:
@@ -276,9 +289,11 @@ class Collector:
         """Store the points of ``pending`` and then ack all of it, in arrival order."""
         try:
             await self._store([p for p in pending if p.lines])
+            await self._sync_dead_letters(pending)
         except _GaveUp:
             unacked = sum(1 for p in pending if p.lines)
             log.warning("stopping with %d messages unwritten; left unacked for the broker to redeliver", unacked)
+            await self._sync_dead_letters(pending)
             self.source.ack([p.msg for p in pending if p.ack and not p.lines])
             return
         self.source.ack([p.msg for p in pending if p.ack])
@@ -386,6 +401,7 @@ class Collector:
             except InfluxRejected as exc:
                 log.warning("InfluxDB refused spooled points (%s); finding the bad lines", exc)
                 await self._write_lines_one_by_one(lines)
+                await asyncio.to_thread(self.dead_letter.sync)
             else:
                 self.counters.points_written += seqlog.readings_in(lines)
                 self.counters.last_write_time = time.time()

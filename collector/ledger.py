@@ -9,7 +9,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def iso(ts: float | None) -> str | None:
@@ -100,13 +100,21 @@ class SeqTracker:
 class DeadLetter:
     """An append-only JSONL file, rotated to ``<path>.1`` before it would pass max_bytes.
 
-    Blocking file I/O: call :meth:`append` through ``asyncio.to_thread``.
+    Each record has the time, topic, reason, size and the raw payload (base64), cut to
+    ``MAX_KEPT`` bytes (``truncated`` says so) so that a flood of oversized payloads
+    cannot fill the disk. Records are written at once and made durable by :meth:`sync`,
+    which the collector calls before it acks the messages: one fsync per flush, not per
+    record. Blocking file I/O: call both through ``asyncio.to_thread``.
     """
+
+    MAX_KEPT = 256 * 1024
 
     def __init__(self, path: Path, *, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._size: int | None = None
+        self._size = 0
+        self._file: BinaryIO | None = None
+        self._dirty = False
         self._lock = threading.Lock()
 
     def append(self, *, topic: str, reason: str, payload: bytes, now: float) -> None:
@@ -115,21 +123,38 @@ class DeadLetter:
             "topic": topic,
             "reason": reason,
             "size": len(payload),
-            "payload_b64": base64.b64encode(payload).decode("ascii"),
+            "truncated": len(payload) > self.MAX_KEPT,
+            "payload_b64": base64.b64encode(payload[: self.MAX_KEPT]).decode("ascii"),
         }
         data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            if self._size is None:
+            if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    self._size = self.path.stat().st_size
-                except FileNotFoundError:
-                    self._size = 0
+                self._file = self.path.open("ab")
+                self._size = self._file.tell()
             if self._size > 0 and self._size + len(data) > self.max_bytes:
+                self._sync()
+                self._file.close()
                 os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                self._file = self.path.open("ab")
                 self._size = 0
-            with self.path.open("ab") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            self._file.write(data)
             self._size += len(data)
+            self._dirty = True
+
+    def sync(self) -> None:
+        with self._lock:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._file is not None and self._dirty:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._dirty = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._sync()
+            if self._file is not None:
+                self._file.close()
+                self._file = None

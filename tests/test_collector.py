@@ -147,6 +147,7 @@ def test_dead_letter_rotates_before_passing_max_bytes(tmp_path: Path) -> None:
     payload = b"\x00\xff" + b"x" * 1000
     for i in range(6):
         dl.append(topic=f"t/{i}", reason="bad", payload=payload, now=1.0)
+    dl.sync()
     assert path.stat().st_size <= 4096
     rotated = path.with_name("dead.jsonl.1")
     assert rotated.stat().st_size <= 4096
@@ -154,6 +155,16 @@ def test_dead_letter_rotates_before_passing_max_bytes(tmp_path: Path) -> None:
     assert [r["topic"] for r in records] == [f"t/{i}" for i in range(6)][-len(records) :]
     assert base64.b64decode(records[-1]["payload_b64"]) == payload
     assert records[-1]["reason"] == "bad"
+
+
+def test_dead_letter_keeps_the_head_of_an_oversized_payload_and_its_size(tmp_path: Path) -> None:
+    dl = DeadLetter(tmp_path / "dead.jsonl", max_bytes=10**7)
+    big = bytes(range(256)) * 5000
+    dl.append(topic="t", reason="too big", payload=big, now=1.0)
+    dl.close()
+    (record,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert record["size"] == len(big) and record["truncated"] is True
+    assert base64.b64decode(record["payload_b64"]) == big[: DeadLetter.MAX_KEPT]
 
 
 def test_config_defaults_and_relative_dead_letter_path(tmp_path: Path) -> None:

@@ -62,3 +62,10 @@ def test_field_and_tag_keys_are_plain_names() -> None:
         wire.decode(good.replace(b'"in_bps"', b'"In-Bps"'))
     with pytest.raises(wire.WireError, match=r"readings\[0\]\.tags: key 'if name'"):
         wire.decode(good.replace(b'"if_name"', b'"if name"'))
+
+
+@pytest.mark.parametrize("depth", [100, 10_000])
+def test_deep_nesting_is_a_wire_error_not_a_crash(depth: int) -> None:
+    payload = b'{"schema":1,"readings":' + b"[" * depth + b"]" * depth + b"}"
+    with pytest.raises(wire.WireError):
+        wire.decode(payload)

@@ -122,6 +122,8 @@ def decode(payload: bytes) -> Batch:
         raise WireError(_schema_hint(payload) or str(exc)) from None
     except msgspec.DecodeError as exc:
         raise WireError(f"not JSON: {exc}") from None
+    except RecursionError:  # msgspec's own guard against deep nesting
+        raise WireError("JSON nested too deeply") from None
     check(batch)
     return batch
 
@@ -152,7 +154,7 @@ def _schema_hint(payload: bytes) -> str | None:
     """Name a wrong schema version plainly rather than as a type error deep inside."""
     try:
         raw = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(raw, dict) and raw.get("schema") != SCHEMA:
         return f"schema {raw.get('schema')!r} is not supported (this side speaks {SCHEMA})"
@@ -231,7 +233,7 @@ def decode_status(topic: str, payload: bytes) -> Status:
         raise WireError(f"status payload of {len(payload)} bytes is over the 4096-byte cap")
     try:
         status = _status_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
         raise WireError(f"bad status payload: {exc}") from None
     if status.schema != SCHEMA:
         raise WireError(f"schema {status.schema} is not supported (this side speaks {SCHEMA})")
