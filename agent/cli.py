@@ -8,15 +8,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from wardwatch.agent.app import Agent, Poller, PollResult
+from wardwatch.agent import check as check_cmd
+from wardwatch.agent.app import PROFILE_PATH_ENV, Agent, Poller
 from wardwatch.agent.config import AgentConfig, load_config
 from wardwatch.agent.outbox import OutboxError
-from wardwatch.agent.switch import SwitchState
+from wardwatch.agent.profiles import ProfileError, load_catalog
 from wardwatch.config import ConfigError
 
 PROG = "wardwatch-agent"
@@ -33,18 +35,40 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("-c", "--config", required=True, type=Path, help="agent config (YAML)")
         p.add_argument("--log-level", default=argparse.SUPPRESS,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        p.add_argument("--profiles", action="append", type=Path, default=[], metavar="DIR",
+                       help=f"extra vendor profile directory (repeatable; also ${PROFILE_PATH_ENV})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
     logging.getLogger("pysnmp").setLevel(logging.WARNING)
 
+    dirs = [*args.profiles, *(Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(":") if p)]
     try:
         cfg = load_config(args.config)
-    except ConfigError as exc:
+        check_profiles(cfg, dirs)
+    except (ConfigError, ProfileError) as exc:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return 2
+    os.environ[PROFILE_PATH_ENV] = ":".join(str(d) for d in dirs)  # the Agent's Poller reads it
     if args.command == "check":
-        return asyncio.run(check(cfg))
+        return asyncio.run(check(cfg, dirs))
     return asyncio.run(run(cfg))
+
+
+def check_profiles(cfg: AgentConfig, dirs: list[Path]) -> None:
+    """Every profile loads, and every device's ``profile`` names one."""
+    catalog = load_catalog(dirs)
+    for i, dev in enumerate(cfg.devices):
+        if dev.profile and dev.profile not in catalog.profiles:
+            known = ", ".join(sorted(catalog.profiles))
+            raise ConfigError(f"devices[{i}].profile: unknown profile '{dev.profile}' (known: {known})")
+
+
+async def check(cfg: AgentConfig, dirs: list[Path]) -> int:
+    poller = Poller(cfg, profile_dirs=dirs)
+    try:
+        return await check_cmd.check(cfg, poller)
+    finally:
+        poller.close()
 
 
 async def run(cfg: AgentConfig) -> int:
@@ -62,37 +86,6 @@ async def run(cfg: AgentConfig) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-async def check(cfg: AgentConfig) -> int:
-    poller = Poller(cfg)
-    try:
-        results = await asyncio.gather(
-            *(poller.poll(poller.session(dev), SwitchState()) for dev in cfg.devices)
-        )
-    finally:
-        poller.close()
-    print(format_table(results))
-    failed = sum(not r.ok for r in results)
-    print(f"\n{len(results) - failed} of {len(results)} devices answered")
-    return 1 if failed else 0
-
-
-def format_table(results: list[PollResult]) -> str:
-    header = ("DEVICE", "KIND", "ADDRESS", "SNMP", "STATUS", "SYSNAME", "IFS", "POLL_MS", "DETAIL")
-    rows = [header]
-    for r in results:
-        status = r.readings[0].fields
-        rows.append((
-            r.device.id, r.device.kind, f"{r.device.host}:{r.device.port or 161}", f"v{r.version}",
-            "up" if r.ok else r.reason, r.state.sys_name or "-", str(r.state.interfaces) if r.ok else "-",
-            f"{status.get('poll_ms', 0):.0f}", r.detail,
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-        for row in rows
-    ).rstrip()
 
 
 if __name__ == "__main__":

@@ -26,3 +26,9 @@ class DeviceProtocolError(DeviceError):
     """A garbage or unexpected answer: wrong types, errors in the PDU, missing objects."""
 
     reason = "protocol"
+
+
+class DeviceNoSuchObject(DeviceError):
+    """The device answers, but lacks the objects its profile reads (or sysUpTime)."""
+
+    reason = "no_such_object"

@@ -260,6 +260,11 @@ class Resolved:
                 out[f"{t.oid}.{t.where.col}"] = None
         return list(out)
 
+    def metric_columns(self) -> list[str]:
+        """The columns that carry values (not tags or lookups): a device with none of them
+        lacks everything the profile measures."""
+        return [c for t in self.tables for m in t.metrics.values() for c in source_columns(t, m) if not m.lookup]
+
     def scalar_oids(self) -> list[str]:
         return list(dict.fromkeys(s.oid for g in self.scalars for s in g.metrics.values() if s.oid))
 

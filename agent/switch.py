@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardwatch.agent.errors import DeviceProtocolError
+from wardwatch.agent.errors import DeviceNoSuchObject, DeviceProtocolError
 from wardwatch.agent.evaluate import evaluate
 from wardwatch.agent.profiles import Catalog, ProfileError, Resolved, builtin_catalog, source_columns
 from wardwatch.agent.rates import Counter, IfSample, InterfaceRates
@@ -182,13 +182,15 @@ async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: Kind = 
     profile = state.profile
     scalars = await session.get([SYS_UPTIME, SYS_NAME, *profile.scalar_oids()])
     if scalars[SYS_UPTIME] is None:
-        raise DeviceProtocolError("no sysUpTime.0")
+        raise DeviceNoSuchObject("no sysUpTime.0")
     uptime = _int(scalars[SYS_UPTIME], "sysUpTime")
     state.sys_name = _text(scalars[SYS_NAME])
     # sysUpTime rides along in every GETBULK, so each counter's time is the device's own.
     columns = interface_columns(profile)
     walk = list(dict.fromkeys([*columns.values(), *profile.columns()]))
     cols, times = await session.walk_columns(walk, clock=SYS_UPTIME.removesuffix(".0")) if walk else ({}, {})
+    if walk and not any(cols.get(c) for c in profile.metric_columns()):
+        raise DeviceNoSuchObject(f"none of the tables of profile {profile.name} exist on this device")
     now = time.monotonic()
     time_ms = int(time.time() * 1000)
     interfaces = parse_interfaces(cols, times, columns) if columns else {}

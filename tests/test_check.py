@@ -1,0 +1,117 @@
+"""``wardwatch-agent check`` against real snmpsim devices: the table a technician reads, and
+its exit codes (0 all answered, 1 some failed, 2 bad config)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.util import BIN, write_yaml
+from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
+from wardwatch.simulators.aps import ApSpec, render_ap, write_many
+from wardwatch.simulators.snmprec import SwitchSpec, render
+
+pytestmark = pytest.mark.services
+
+WLC = ApSpec(vendor="cisco_wlc", name="wlc-1", seed=4, aps=2)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    run = tmp_path_factory.mktemp("check")
+    write_many(run / "data", {"wlc": render_ap(WLC), "sw": render(SwitchSpec(name="sw-hall", ports=24, seed=2))})
+    with start_snmpsim(run, agents=[SnmpsimAgent(data_dir=run / "data", port=free_port("udp"))]) as svc:
+        yield svc
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def config(tmp_path: Path, devices: list[dict[str, Any]]) -> Path:
+    communities = {d["auth"] for d in devices}
+    return write_yaml(tmp_path / "agent.yaml", {
+        "agent": {"id": "check-test", "ward": "cam-pho"},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "auth": {c: {"snmp": {"version": "2c", "community": c}} for c in communities},
+        "devices": [{"kind": "switch", "host": "127.0.0.1", "interval": "5s", "timeout": "1s", "retries": 0, **d}
+                    for d in devices],
+    })
+
+
+def run_check(cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "wardwatch-agent"), "check", "-c", str(cfg)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def table(out: str) -> dict[str, dict[str, str]]:
+    lines = out.splitlines()
+    header = lines[0].split()
+    return {line.split()[0]: dict(zip(header, line.split(), strict=False)) for line in lines[1:]
+            if line and not line.startswith((" ", "\t")) and len(line.split()) >= len(header) - 1}
+
+
+def test_every_device_answers_exit_0_with_profile_counts_and_rtt(tmp_path: Path, sim: Service) -> None:
+    cfg = config(tmp_path, [{"id": "wlc-1", "kind": "ap", "port": sim.port, "auth": "wlc"},
+                            {"id": "sw-hall", "port": sim.port, "auth": "sw"}])
+    started = time.time()
+    proc = run_check(cfg)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = table(proc.stdout)
+    wlc, sw = rows["wlc-1"], rows["sw-hall"]
+    assert (wlc["STATUS"], wlc["PROFILE"], wlc["SYSNAME"], wlc["IFS"]) == ("up", "cisco_wlc", "wlc-1", "2")
+    expected = sum(r.clients_at(started) for r in WLC.radios())
+    assert int(wlc["CLIENTS"]) == pytest.approx(expected, abs=len(WLC.radios()))
+    assert (sw["STATUS"], sw["PROFILE"], sw["IFS"], sw["CLIENTS"]) == ("up", "generic_switch", "24", "-")
+    assert 0 < float(sw["RTT_MS"]) < 100  # 127.0.0.1 answers pings
+    assert "2 of 2 devices answered" in proc.stdout
+
+
+def test_failures_have_an_error_class_and_exit_1(tmp_path: Path, sim: Service, black_hole: int) -> None:
+    cfg = config(tmp_path, [
+        {"id": "sw-hall", "port": sim.port, "auth": "sw"},
+        {"id": "sw-mute", "port": black_hole, "auth": "sw", "icmp": False},
+        # A profile whose tables the device does not have: the technician picked the wrong one.
+        {"id": "sw-wrong", "port": sim.port, "auth": "sw", "profile": "poe"},
+    ])
+    proc = run_check(cfg)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = table(proc.stdout)
+    assert rows["sw-hall"]["STATUS"] == "up"
+    assert rows["sw-mute"]["STATUS"] == "timeout"
+    assert rows["sw-wrong"]["STATUS"] == "no_such_object"
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("sw-wrong"))
+    assert "try another profile" in line
+    assert "1 of 3 devices answered" in proc.stdout
+
+
+def test_unknown_profile_is_a_config_error(tmp_path: Path) -> None:
+    cfg = config(tmp_path, [{"id": "sw-a", "port": 161, "auth": "sw", "profile": "hp_procurve"}])
+    proc = run_check(cfg)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "wardwatch-agent: config error: devices[0].profile: unknown profile 'hp_procurve'")
+
+
+def test_a_bad_user_profile_is_a_config_error_naming_its_file(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "acme.yaml").write_text("name: acme\ntables: [{name: t, oid: 1.3.6.1.4.1.99.1, "
+                                        "measurement: wifi_radio, metrics: {stations: {col: 2}}}]\n")
+    cfg = config(tmp_path, [{"id": "sw-a", "port": 161, "auth": "sw"}])
+    proc = subprocess.run([str(BIN / "wardwatch-agent"), "check", "-c", str(cfg), "--profiles", str(profiles)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"{profiles / 'acme.yaml'}: tables[0].metrics.stations: unknown metric 'stations'" in proc.stderr
