@@ -1,6 +1,7 @@
-"""``wardwatch-agent``: run the agent, or check a config against the devices once.
+"""``wardwatch-agent``: run the agent, check a config against the devices once, or discover devices.
 
-Exit codes: 0 all good; 1 some devices failed (``check``); 2 the config is invalid.
+Exit codes: 0 all good; 1 some devices failed (``check``) or none found (``discover``);
+2 the config or an argument is invalid.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from wardwatch.agent import check as check_cmd
+from wardwatch.agent import discover
 from wardwatch.agent.app import PROFILE_PATH_ENV, Agent, Poller
 from wardwatch.agent.config import AgentConfig, load_config
 from wardwatch.agent.outbox import OutboxError
@@ -30,13 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('wardwatch')}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("run", "run the agent"), ("check", "poll every device once and print a table")):
+    commands = (("run", "run the agent"), ("check", "poll every device once and print a table"),
+                ("discover", "sweep CIDRs for SNMP devices and write device entries (YAML)"))
+    for name, text in commands:
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", required=True, type=Path, help="agent config (YAML)")
         p.add_argument("--log-level", default=argparse.SUPPRESS,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         p.add_argument("--profiles", action="append", type=Path, default=[], metavar="DIR",
                        help=f"extra vendor profile directory (repeatable; also ${PROFILE_PATH_ENV})")
+        if name == "discover":
+            p.add_argument("--cidr", action="append", required=True, help="network to sweep (repeatable)")
+            p.add_argument("--auth", action="append", required=True, help="auth profile to try (repeatable, in order)")
+            p.add_argument("--port", type=int, default=161, help="SNMP port (default 161)")
+            p.add_argument("--concurrency", type=int, default=64, help="addresses in flight at once (default 64)")
+            p.add_argument("--timeout", type=float, default=1.0, help="per-request timeout in seconds (default 1)")
+            p.add_argument("--retries", type=int, default=0, help="retries after a timeout (default 0)")
+            p.add_argument("-o", "--output", default="-", help="YAML file to write, or - for stdout (default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
     logging.getLogger("pysnmp").setLevel(logging.WARNING)
@@ -51,7 +63,35 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[PROFILE_PATH_ENV] = ":".join(str(d) for d in dirs)  # the Agent's Poller reads it
     if args.command == "check":
         return asyncio.run(check(cfg, dirs))
+    if args.command == "discover":
+        return run_discover(cfg, args, dirs)
     return asyncio.run(run(cfg))
+
+
+def run_discover(cfg: AgentConfig, args: argparse.Namespace, dirs: list[Path]) -> int:
+    for name in args.auth:
+        profile = cfg.auth.get(name)
+        if profile is None or profile.snmp is None:
+            print(f"{PROG}: --auth {name}: no SNMP auth profile of that name in {args.config}", file=sys.stderr)
+            return 2
+    if not (1 <= args.concurrency <= 1024 and 0 < args.timeout <= 60 and 0 <= args.retries <= 5):
+        print(f"{PROG}: --concurrency 1..1024, --timeout 0..60 s, --retries 0..5", file=sys.stderr)
+        return 2
+    try:
+        discover.addresses(args.cidr)
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    found = asyncio.run(discover.sweep(cfg, cidrs=args.cidr, auths=args.auth, catalog=load_catalog(dirs),
+                                       port=args.port, concurrency=args.concurrency, request_timeout=args.timeout,
+                                       retries=args.retries))
+    text = discover.to_yaml(discover.device_entries(found, port=args.port, taken={d.id for d in cfg.devices}))
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    print(f"{len(found)} devices found", file=sys.stderr)
+    return 0 if found else 1
 
 
 def check_profiles(cfg: AgentConfig, dirs: list[Path]) -> None:
