@@ -33,6 +33,17 @@ def test_collector_example_loads() -> None:
     assert cfg.mqtt.share_group == "collectors"
 
 
+def test_the_shipped_broker_config_sets_its_queue_limits() -> None:
+    """Mosquitto's default max_queued_messages (1000) drops silently: ours says what it wants."""
+    settings = dict(
+        line.split(None, 1) for line in (CONFIGS / "mosquitto.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert settings["max_queued_messages"] == "0"
+    assert settings["persistence"] == "true"
+    assert int(settings["message_size_limit"]) >= 1024 * 1024  # the wire's payload cap
+
+
 def test_secret_file_keys_are_only_the_secret_fields() -> None:
     from wardwatch.agent.config import AgentConfig
     from wardwatch.collector.config import CollectorConfig
