@@ -1,0 +1,140 @@
+"""Our SNMP poller's CPU per varbind against net-snmp's snmpbulkwalk, on the same targets.
+
+Targets: net-snmp's snmpd (the machine's real interfaces) and snmpsim serving a 48-port
+switch. Ours: ``Poller.poll`` with the ``if_mib`` profile (one GET + one multi-column
+GETBULK walk of ifTable/ifXTable, rates, readings), in this process, CPU from
+``time.process_time``. Baseline: ``snmpbulkwalk -Cr<reps>`` of ifTable and ifXTable (every
+column, so more varbinds per run), CPU of the child processes from ``getrusage``. Both
+count the varbinds they received; the figure is varbinds per CPU-second, and the ratio is
+net-snmp's CPU per varbind over ours (so above 1 means we spend more).
+
+    .venv/bin/python bench/snmp_poll.py [--polls 30] [--reps 25]
+
+Bounded: a fixed number of polls per target; every subprocess has a 60 s timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from wardwatch.agent.app import Poller
+from wardwatch.agent.config import AgentConfig
+from wardwatch.agent.snmp import Table, Times
+from wardwatch.agent.switch import SwitchState
+from wardwatch.services import Service, SnmpsimAgent, find_binary, free_port, start_snmpd, start_snmpsim
+from wardwatch.simulators.snmprec import SwitchSpec, render
+
+IF_TABLE, IFX_TABLE = "1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"
+
+
+def config(port: int, reps: int) -> AgentConfig:
+    return AgentConfig.model_validate({
+        "agent": {"id": "bench", "ward": "bench"}, "outbox": {"path": "/nonexistent/outbox.db"},
+        "auth": {"v2c": {"snmp": {"version": "2c", "community": "public"}}},
+        "devices": [{"id": "target", "kind": "switch", "host": "127.0.0.1", "port": port, "auth": "v2c",
+                     "profile": "if_mib", "icmp": False, "interval": "30s", "timeout": "5s",
+                     "max_repetitions": reps}],
+    })
+
+
+def ours(port: int, n_polls: int, reps: int, profile: bool) -> tuple[int, float]:
+    cfg = config(port, reps)
+    poller = Poller(cfg)
+    session, state = poller.session(cfg.devices[0]), SwitchState()
+    received = [0]
+    walk, get = session.walk_columns, session.get
+
+    async def counted_walk(columns: list[str], *, clock: str | None = None) -> tuple[Table, Times]:
+        cols, times = await walk(columns, clock=clock)
+        received[0] += sum(len(v) for v in cols.values())
+        return cols, times
+
+    async def counted_get(oids: list[str]) -> dict[str, Any]:
+        out = await get(oids)
+        received[0] += sum(v is not None for v in out.values())
+        return out
+
+    session.walk_columns = counted_walk  # type: ignore[method-assign]
+    session.get = counted_get  # type: ignore[method-assign]
+
+    async def polls(n: int) -> int:
+        received[0] = 0
+        for _ in range(n):
+            result = await poller.poll(session, state)
+            if not result.ok:
+                raise SystemExit(f"poll failed: {result.reason} {result.detail}")
+        return received[0]  # the values that came back, as the baseline counts its output lines
+
+    async def run() -> tuple[int, float]:
+        # One event loop for all of it: a pysnmp engine stays bound to the loop it first ran on.
+        await polls(2)  # warm up: profile match, first baseline of the rates
+        prof = cProfile.Profile() if profile else None
+        cpu0 = time.process_time()
+        if prof:
+            prof.enable()
+        n = await polls(n_polls)
+        if prof:
+            prof.disable()
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+        return n, time.process_time() - cpu0
+
+    n, cpu = asyncio.run(run())
+    poller.close()
+    return n, cpu
+
+
+def count_walk_varbinds(port: int, polls: int, reps: int) -> tuple[int, float]:
+    tool = find_binary("snmpbulkwalk")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    varbinds = 0
+    for _ in range(polls):
+        for table in (IF_TABLE, IFX_TABLE):
+            out = subprocess.run([tool, "-v2c", "-c", "public", f"-Cr{reps}", "-On", "-Oq", "-t", "5",
+                                  f"127.0.0.1:{port}", table], capture_output=True, text=True, check=True,
+                                 timeout=60, env={"MIBS": ""})
+            varbinds += len(out.stdout.splitlines())
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return varbinds, cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--polls", type=int, default=30)
+    parser.add_argument("--reps", type=int, default=25, help="GETBULK max-repetitions for both")
+    parser.add_argument("--profile", action="store_true", help="print where our CPU goes (cProfile)")
+    args = parser.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="wardwatch-bench-"))
+    data = run_dir / "data"
+    data.mkdir()
+    (data / "public.snmprec").write_text(render(SwitchSpec(name="sw-bench", ports=48, seed=1)))
+    services: list[Service] = []
+    try:
+        services.append(start_snmpd(run_dir, sys_name="bench"))
+        services.append(start_snmpsim(run_dir, agents=[SnmpsimAgent(data_dir=data, port=free_port("udp"))]))
+        print(f"{'target':<8} {'poller':<14} {'varbinds':>9} {'cpu_s':>7} {'varbinds/cpu_s':>15} {'ratio':>6}")
+        for name, svc in (("snmpd", services[0]), ("snmpsim", services[1])):
+            n_ours, cpu_ours = ours(svc.port, args.polls, args.reps, args.profile)
+            n_base, cpu_base = count_walk_varbinds(svc.port, args.polls, args.reps)
+            ratio = (cpu_ours / n_ours) / (cpu_base / n_base)
+            print(f"{name:<8} {'wardwatch':<14} {n_ours:>9} {cpu_ours:>7.2f} {n_ours / cpu_ours:>15,.0f}")
+            print(f"{name:<8} {'snmpbulkwalk':<14} {n_base:>9} {cpu_base:>7.2f} {n_base / cpu_base:>15,.0f} "
+                  f"{ratio:>6.2f}")
+    finally:
+        for svc in reversed(services):
+            svc.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
