@@ -9,16 +9,22 @@ holds every seq from 0 to the agent's last, with none missing, and the switch's
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from tests.pipeline import Collector, agent_process, ledger_count, outbox_state, status_times, switch_sim
-from tests.util import wait_for
+from tests.util import BIN, wait_for
+from wardwatch.collector.influx import InfluxV1Writer
+from wardwatch.collector.uptime import DeviceUptime, device_uptime
 from wardwatch.services import InfluxService, Service, start_influxdb, start_mosquitto
 
 pytestmark = pytest.mark.services
@@ -64,8 +70,9 @@ class Rig:
             what=f"{n} batches stored",
         )
 
-    def prove_nothing_lost(self, *, since_ms: int, timeout: float = 90) -> int:
-        """Stop the agent once its outbox is empty; then every committed seq is stored."""
+    def prove_nothing_lost(self, *, since_ms: int, timeout: float = 90, max_hole: float = 1.5 * INTERVAL) -> int:
+        """Stop the agent once its outbox is empty; then every committed seq is stored, and
+        the switch's readings have no hole longer than ``max_hole`` seconds."""
         wait_for(lambda: outbox_state(self.outbox)[0] == 0, timeout=timeout, interval=0.5, what="the outbox to drain")
         self.agent.stop()
         depth, next_seq = outbox_state(self.outbox)
@@ -74,11 +81,11 @@ class Rig:
             lambda: ledger_count(self.influx, self.database, self.agent_id) == (next_seq, 0, next_seq - 1),
             timeout=30,
             interval=0.5,
-            what=f"seqs 0..{next_seq - 1} in the ledger; it has {ledger_count(self.influx, self.database, self.agent_id)}",
+            what=f"seqs 0..{next_seq - 1} in the ledger",
         )
         times = [t for t in status_times(self.influx, self.database, self.ward) if t >= since_ms]
         steps = [(b - a) / 1000 for a, b in pairwise(times)]
-        assert steps and max(steps) < 1.5 * INTERVAL, f"a hole in the switch's readings: {steps}"
+        assert steps and max(steps) < max_hole, f"a hole in the switch's readings: {steps}"
         for c in self.collectors:
             if c.try_health() is not None:
                 wait_for(lambda c=c: c.counter("missing") == 0, timeout=10, interval=0.5, what="missing == 0")
@@ -160,7 +167,8 @@ def test_sigkill_of_collector_and_of_agent_loses_nothing(rig: Rig) -> None:
     rig.agent.start()
     wait_for(lambda: outbox_state(rig.outbox)[1] >= before + 3, timeout=30, interval=0.5, what="new batches")
 
-    next_seq = rig.prove_nothing_lost(since_ms=since)
+    # While the agent is dead nothing polls: a hole of the downtime plus its start offset.
+    next_seq = rig.prove_nothing_lost(since_ms=since, max_hole=INTERVAL + 10 + 1.5 * INTERVAL)
     assert next_seq >= before + 3
 
 
@@ -180,3 +188,56 @@ def test_two_collectors_share_the_load_and_one_sigkill_loses_nothing(rig: Rig) -
     # The broker keeps what it had handed to c1 in c1's session; c1 comes back for it.
     c1.start()
     rig.prove_nothing_lost(since_ms=since)
+
+
+@pytest.mark.timeout(600)
+def test_a_5_minute_agent_outage_is_unknown_not_down(rig: Rig) -> None:
+    c = rig.collector("c1", stale_after="15s")
+    c.start()
+    rig.agent.start()
+    rig.wait_batches(3)
+    start_ms = int(time.time() * 1000)
+    time.sleep(2 * INTERVAL)
+
+    rig.agent.kill()  # the ward office loses power: no polls, no outbox, only the Last Will
+    killed_ms = int(time.time() * 1000)
+    time.sleep(5 * 60)
+    rig.agent.start()
+    back_ms = int(time.time() * 1000)
+    rig.wait_batches(ledger_count(rig.influx, rig.database, rig.agent_id)[0] + 4)
+    end_ms = int(time.time() * 1000)
+
+    (switch,) = asyncio.run(_uptime(rig, start_ms, end_ms))
+    outage = (back_ms - killed_ms) / 1000
+    assert switch.down_s == 0, switch
+    # The outage, plus up to one poll interval, the restart's random offset and a step each side.
+    assert outage - STEP <= switch.unknown_s <= outage + INTERVAL + 10 + 2 * STEP, (switch, outage)
+    assert switch.up_s >= (end_ms - start_ms) / 1000 - switch.unknown_s - STEP
+    assert switch.uptime_pct == 100.0
+
+    # The same numbers from the command a planner runs.
+    c.service.stop()
+    iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat()  # noqa: E731
+    out = subprocess.run(
+        [str(BIN / "wardwatch-collector"), "report", "uptime", "-c", str(c.config), "--from", iso(start_ms),
+         "--to", iso(end_ms), "--ward", rig.ward, "--step", str(STEP), "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    (reported,) = json.loads(out.stdout)
+    assert reported["unknown_s"] == pytest.approx(switch.unknown_s, abs=STEP) and reported["down_s"] == 0
+
+    # Why it was unknown: the Last Will, and the ledger going stale; then online again.
+    rows = rig.influx.points(
+        f"SELECT online, state, how FROM agent_status WHERE agent = '{rig.agent_id}'", db=rig.database, epoch="ms"
+    )
+    seen = [(r["state"], r["how"]) for r in rows if killed_ms - 1000 <= r["time"] <= end_ms]
+    assert ("offline", "status") in seen and ("stale", "ledger") in seen and seen[-1] == ("online", "status"), seen
+
+
+STEP = 10
+
+
+async def _uptime(rig: Rig, start_ms: int, end_ms: int) -> list[DeviceUptime]:
+    async with InfluxV1Writer(url=rig.influx.url, database=rig.database, rp=None, username=None, password=None,
+                              timeout=10) as influx:  # fmt: skip
+        return await device_uptime(influx, start_ms=start_ms, end_ms=end_ms, step_s=STEP, ward=rig.ward)
