@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mypy --strict on the agent, the collector and the modules they share (STYLE.md).
+# mypy --strict on the agent, the collector, the simulators and the modules they share (STYLE.md).
 # The repository keeps agent/ and collector/ at the top level and installs them as
 # wardwatch.agent and wardwatch.collector; mypy cannot see that mapping, so it checks a
 # throw-away tree of links that spells the installed layout.
@@ -11,6 +11,7 @@ mkdir -p "$tree/wardwatch"
 for f in "$top"/wardwatch/*.py; do ln -s "$f" "$tree/wardwatch/"; done
 ln -s "$top/agent" "$tree/wardwatch/agent"
 ln -s "$top/collector" "$tree/wardwatch/collector"
+ln -s "$top/simulators" "$tree/wardwatch/simulators"
 cd "$tree"
 "$top/.venv/bin/mypy" --config-file "$top/pyproject.toml" --cache-dir "$top/.mypy_cache" \
-    -p wardwatch.agent -p wardwatch.collector -m wardwatch.wire -m wardwatch.config -m wardwatch.mqtt
+    -p wardwatch.agent -p wardwatch.collector -p wardwatch.simulators -m wardwatch.wire -m wardwatch.config -m wardwatch.mqtt -m wardwatch.aio -m wardwatch.services

@@ -31,7 +31,7 @@ def test_process_loads_only_its_own_stack(module: str, forbidden: set[str]) -> N
 
 
 def test_simulators_import_none_of_our_code() -> None:
-    for path in (TOP / "simulators").glob("*.py"):
+    for path in (TOP / "simulators").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])

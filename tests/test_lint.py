@@ -1,4 +1,4 @@
-"""The tree passes ruff, and mypy --strict on the agent, the collector and what they share."""
+"""The tree passes ruff, and mypy --strict on the agent, the collector, the simulators and what they share."""
 
 from __future__ import annotations
 
