@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from wardwatch import wire
+from wardwatch.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ def unpack(payload: bytes) -> bytes:
     return payload if payload[:1] == b"{" else zlib.decompress(payload)
 
 
-class Outbox:
+class Outbox(SqliteFile):
+    what = "outbox"
+
     def __init__(
         self,
         path: Path,
@@ -61,13 +64,12 @@ class Outbox:
         max_bytes: int = 1 << 30,
         max_age: float = 14 * 86400.0,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.agent = agent
         self.ward = ward
         self.max_bytes = max_bytes
         self.max_age = max_age
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-        self._db: sqlite3.Connection | None = None
         self._next_seq = 0
         self._bytes = 0  # stored payload bytes
         self.dropped_batches = 0  # since the file was created
@@ -83,18 +85,14 @@ class Outbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._call(self._close)
+        await self._call(self._disconnect)
         self._pool.shutdown(wait=True)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
+        db = self._connect(_SCHEMA)
         columns = {r[1] for r in db.execute("PRAGMA table_info(batches)")}
         if "readings" not in columns:  # a file from before the bounds
             db.execute("ALTER TABLE batches ADD COLUMN readings INTEGER NOT NULL DEFAULT 0")
@@ -105,17 +103,6 @@ class Outbox:
         self.dropped_batches = meta.get("dropped_batches", 0)
         self.dropped_readings = meta.get("dropped_readings", 0)
         self._db = db
-
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("outbox is not open")
-        return self._db
 
     async def put(self, readings: Sequence[wire.Reading]) -> int:
         """Commit one batch; return its seq."""
@@ -188,7 +175,10 @@ class Outbox:
             self._set_meta("dropped_readings", self.dropped_readings)
             log.warning(
                 "outbox %s: full or too old; dropped the %d oldest batches (%d readings); %d dropped in all",
-                self.path, batches, readings, self.dropped_readings,
+                self.path,
+                batches,
+                readings,
+                self.dropped_readings,
             )
 
     async def pending(self, *, after: int, limit: int, below: int | None = None) -> list[tuple[int, bytes]]:

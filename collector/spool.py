@@ -19,6 +19,8 @@ import time
 import zlib
 from pathlib import Path
 
+from wardwatch.sqlite import SqliteFile
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
@@ -33,24 +35,21 @@ class SpoolError(RuntimeError):
     """The spool file cannot be opened or written."""
 
 
-class Spool:
+class Spool(SqliteFile):
     """Blocking SQLite calls: use them through ``asyncio.to_thread``."""
 
+    what = "spool"
+
     def __init__(self, path: Path, *, max_bytes: int) -> None:
-        self.path = path
+        super().__init__(path)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
         self.points = 0  # points held
         self.bytes = 0  # compressed bytes held
 
     def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
+            db = self._connect(_SCHEMA)
             points, size = db.execute(
                 "SELECT coalesce(sum(points), 0), coalesce(sum(length(data)), 0) FROM chunks"
             ).fetchone()
@@ -60,15 +59,7 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("spool is not open")
-        return self._db
+            self._disconnect()
 
     def has_room(self) -> bool:
         return self.bytes < self.max_bytes
