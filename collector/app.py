@@ -219,9 +219,10 @@ class Collector:
 
     async def _take(self, msg: Received, pending: list[Pending]) -> int:
         """Validate and convert one message into ``pending``; return its point count."""
-        self.counters.messages += 1
         if msg.topic.endswith("/status"):
+            self.counters.statuses += 1
             return await self._take_status(msg, pending)
+        self.counters.messages += 1
         try:
             batch = wire.decode_from(msg.topic, msg.payload)
             lines = lineproto.batch_lines(batch)
@@ -500,6 +501,7 @@ class Collector:
         c = self.counters
         fields: dict[str, lineproto.FieldValue] = {
             "messages": c.messages,
+            "statuses": c.statuses,
             "points_written": c.points_written,
             "invalid": c.invalid,
             "rejected": c.rejected,

@@ -20,7 +20,8 @@ def iso(ts: float | None) -> str | None:
 
 @dataclass
 class Counters:
-    messages: int = 0
+    messages: int = 0  # on readings topics
+    statuses: int = 0  # on status topics
     points_written: int = 0
     invalid: int = 0
     rejected: int = 0
