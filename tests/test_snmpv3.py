@@ -87,3 +87,24 @@ def test_wrong_sha256_key_is_auth_and_the_other_device_still_answers(
     assert got["sw-a"][4] == "auth", proc.stdout
     assert got["sw-b"][4] == "up", proc.stdout
     assert "not-the-key-A" not in proc.stdout + proc.stderr
+
+
+async def test_wrong_key_is_auth_in_device_status_too(tmp_path: Path, two_snmpds: tuple[Service, Service]) -> None:
+    from wardwatch.agent.app import Poller
+    from wardwatch.agent.config import load_config
+    from wardwatch.agent.switch import SwitchState
+
+    check(tmp_path, *two_snmpds, key_a="not-the-key-A")  # writes the config
+    cfg = load_config(tmp_path / "agent.yaml")
+    poller = Poller(cfg)
+    try:
+        results = {}
+        for dev in cfg.devices:
+            results[dev.id] = await poller.poll(poller.session(dev), SwitchState())
+    finally:
+        poller.close()
+    status = {dev: r.readings[0] for dev, r in results.items()}
+    assert status["sw-a"].measurement == "device_status"
+    # 127.0.0.1 answers ping, so the device is alive but SNMP refuses our key.
+    assert status["sw-a"].fields["reason"] in ("auth", "snmp_auth"), status["sw-a"]
+    assert status["sw-b"].fields["reason"] == "ok" and status["sw-b"].fields["up"] == 1
