@@ -3,7 +3,9 @@
 Each device runs on its own schedule (a random start offset, then a fixed rate), so a
 slow or dead device never delays another's polls. Every poll ends in the outbox: a
 successful one as ``device_status`` + ``if_traffic`` readings, a failed one as
-``device_status`` with ``up=0`` and the reason.
+``device_status`` with ``up=0`` and the reason. Cameras follow the same schedule
+(agent/camera_task.py); every switch poll's readings also feed the cameras' switch-port
+state, so that a camera behind a port without PoE is ``poe_lost``, not just offline.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import os
 import random
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from wardwatch.agent.camera_task import CameraTask, camera_poller
 from wardwatch.agent.config import AgentConfig, DeviceConfig
 from wardwatch.agent.errors import DeviceError
 from wardwatch.agent.icmp import Pinger, combine
@@ -27,6 +31,9 @@ from wardwatch.agent.publisher import Publisher
 from wardwatch.agent.snmp import Engines, SnmpSession
 from wardwatch.agent.switch import SwitchState, down_reading, poll_switch
 from wardwatch.wire import Reading
+
+if TYPE_CHECKING:
+    from wardwatch.agent.camera import CameraPoller
 
 log = logging.getLogger(__name__)
 
@@ -122,27 +129,43 @@ class Agent:
             cfg=cfg.mqtt, agent=cfg.agent.id, ward=cfg.agent.ward, outbox=self.outbox, drain_rate=ob.drain_rate
         )
         self.overruns = 0
+        self.cameras: CameraPoller | None = None
 
     async def run(self) -> None:
         log.info("agent %s (ward %s): %d devices, outbox %s", self.cfg.agent.id, self.cfg.agent.ward,
                  len(self.cfg.devices), self.cfg.outbox.path)
         try:
-            async with self.outbox, asyncio.TaskGroup() as tg:
+            async with (self.outbox, camera_poller(self.cfg, pinger=self.poller.pinger) as cameras,
+                        asyncio.TaskGroup() as tg):
+                self.cameras = cameras
                 tg.create_task(self.publisher.run(), name="publisher")
                 tg.create_task(self._self_metrics(), name="self-metrics")
                 for dev in self.cfg.devices:
-                    tg.create_task(self._device_loop(dev), name=f"device-{dev.id}")
+                    if dev.kind == "camera":
+                        assert cameras is not None
+                        cam = CameraTask(poller=cameras, device=dev, outbox=self.outbox, agent=self.cfg.agent.id,
+                                         ward=self.cfg.agent.ward, publish_event=self.publisher.publish_event)
+                        tg.create_task(self._every(dev, cam.step), name=f"device-{dev.id}")
+                    else:
+                        tg.create_task(self._every(dev, self._switch_step(dev)), name=f"device-{dev.id}")
         finally:
             self.poller.close()
 
-    async def _device_loop(self, dev: DeviceConfig) -> None:
-        loop = asyncio.get_running_loop()
+    @property
+    def polls_ok(self) -> int:
+        return self.poller.polls_ok + (self.cameras.polls_ok if self.cameras else 0)
+
+    @property
+    def polls_failed(self) -> int:
+        return self.poller.polls_failed + (self.cameras.polls_failed if self.cameras else 0)
+
+    def _switch_step(self, dev: DeviceConfig) -> Callable[[], Awaitable[None]]:
         session = self.poller.session(dev)
         state = SwitchState()
         was_ok: bool | None = None
-        due = loop.time() + random.uniform(0, min(dev.interval, MAX_START_OFFSET))
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
+
+        async def step() -> None:
+            nonlocal was_ok
             result = await self.poller.poll(session, state)
             if result.ok != was_ok:
                 if result.ok:
@@ -153,6 +176,18 @@ class Agent:
                 log.debug("device %s: %s %s", dev.id, result.reason, result.detail)
             was_ok = result.ok
             await self.outbox.put(result.readings)
+            if self.cameras is not None:
+                self.cameras.ports.ingest(result.readings)
+
+        return step
+
+    async def _every(self, dev: DeviceConfig, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` at a fixed rate after a random start offset; skip (and count) missed slots."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + random.uniform(0, min(dev.interval, MAX_START_OFFSET))
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await step()
             due += dev.interval
             behind = loop.time() - due
             if behind > 0:  # the poll overran its slot: skip to the next one, don't bunch up
@@ -171,8 +206,8 @@ class Agent:
                     "outbox_oldest_s": box.oldest_s,
                     "outbox_mb": round(box.bytes / 2**20, 3),
                     "dropped": box.dropped_readings,
-                    "polls_ok": self.poller.polls_ok,
-                    "polls_failed": self.poller.polls_failed,
+                    "polls_ok": self.polls_ok,
+                    "polls_failed": self.polls_failed,
                     "overruns": self.overruns,
                     "published": self.publisher.published,
                     "mqtt_connected": int(self.publisher.connected),

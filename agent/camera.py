@@ -91,14 +91,18 @@ class CameraPollResult:
     inventory: DeviceInfo | None = None
 
     def check_row(self) -> tuple[str, ...]:
-        """A row for ``wardwatch-agent check``, in its columns: DEVICE KIND ADDRESS SNMP STATUS
-        SYSNAME IFS POLL_MS DETAIL (SNMP says ONVIF, SYSNAME is the model, IFS is '-')."""
+        """A row for ``wardwatch-agent check``, in its columns: DEVICE KIND ADDRESS SNMP STATUS SYSNAME
+        PROFILE IFS CLIENTS RTT_MS POLL_MS DETAIL. SNMP says ``onvif``; STATUS is ``up`` or the reason,
+        with the error class in brackets where it says more (``offline (refused)``); SYSNAME is the model."""
         dev = self.device
         status = "up" if self.ok else self.reason
         if self.error_class and self.error_class != self.reason:
             status = f"{status} ({self.error_class})"
-        model = " ".join(x for x in (self.inventory.manufacturer, self.inventory.model) if x) if self.inventory else ""
-        return (dev.id, dev.kind, f"{dev.host}:{dev.port or DEFAULT_PORT}", "onvif", status, model or "-", "-",
+        model = self.inventory.model if self.inventory and self.inventory.model else "-"
+        fields = next((r.fields for r in self.readings if r.measurement == "device_status"), {})
+        rtt = fields.get("rtt_ms")
+        return (dev.id, dev.kind, f"{dev.host}:{dev.port or DEFAULT_PORT}", "onvif", status,
+                model.replace(" ", "_"), "-", "-", "-", f"{rtt:.1f}" if isinstance(rtt, int | float) else "-",
                 f"{self.poll_ms:.0f}", self.detail)
 
 
@@ -205,6 +209,8 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
     dev, opt, st, client = cam.device, cam.options, cam.state, cam.client
     started = time.monotonic()
     st.polls += 1
+    if not dev.icmp:
+        icmp = None  # icmp: false in the device's config
     ping = asyncio.create_task(_icmp(icmp, dev.host)) if icmp is not None else None
     health: Fields = {}
     events: list[CameraEvent] = []

@@ -1,19 +1,27 @@
-"""``wardwatch-agent check``: poll every SNMP device once, all at once, and print a table.
+"""``wardwatch-agent check``: poll every device once, all at once, and print a table.
 
-The technician's first tool on site. Per device: STATUS is ``up`` or the error class
+The technician's first tool on site. Per SNMP device: STATUS is ``up`` or the error class
 (``timeout``, ``auth``, ``unreachable``, ``no_such_object``, ``protocol``), beside the SNMP
 version, the profile that matched, sysName, interface and Wi-Fi client counts, the ping
-round trip, and the poll's duration. Exit 0 when every device answered, 1 when some did not.
+round trip, and the poll's duration. Per camera (SNMP column ``onvif``): ``up`` or the camera's
+reason with its error class, e.g. ``offline (refused)``, ``auth``, ``rtsp_401`` (docs/cameras.md);
+cameras with a ``feed`` port are polled after the switches, so ``poe_lost`` shows here too.
+Exit 0 when every device answered (every camera OK), 1 when some did not.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wardwatch.agent.app import Poller, PollResult
+from wardwatch.agent.camera_task import camera_poller
 from wardwatch.agent.config import AgentConfig, DeviceConfig
 from wardwatch.agent.switch import SwitchState
+
+if TYPE_CHECKING:
+    from wardwatch.agent.camera import CameraPoller, CameraPollResult
 
 HEADER = ("DEVICE", "KIND", "ADDRESS", "SNMP", "STATUS", "SYSNAME", "PROFILE", "IFS", "CLIENTS", "RTT_MS",
           "POLL_MS", "DETAIL")
@@ -28,14 +36,17 @@ HINTS = {
 @dataclass(frozen=True)
 class Row:
     device: DeviceConfig
-    result: PollResult | None  # None: not an SNMP device
+    result: PollResult | CameraPollResult
 
 
 async def check(cfg: AgentConfig, poller: Poller) -> int:
-    snmp_devices = [d for d in cfg.devices if d.kind in ("switch", "ap")]
-    results = await asyncio.gather(*(poller.poll(poller.session(d), SwitchState()) for d in snmp_devices))
+    async with camera_poller(cfg, pinger=poller.pinger) as cameras:
+        unfed = [d for d in cfg.devices if d.kind == "camera" and d.feed is None]
+        first, later = await asyncio.gather(_switches_then_fed(cfg, poller, cameras),
+                                            _cameras(cameras, unfed))
+    results: list[PollResult | CameraPollResult] = [*first, *later]
     by_id = {r.device.id: r for r in results}
-    rows = [Row(d, by_id.get(d.id)) for d in cfg.devices]
+    rows = [Row(d, by_id[d.id]) for d in cfg.devices]
     print(format_table(rows))
     failed = sum(not r.ok for r in results)
     print(f"\n{len(results) - failed} of {len(results)} devices answered", end="")
@@ -43,12 +54,30 @@ async def check(cfg: AgentConfig, poller: Poller) -> int:
     return 1 if failed else 0
 
 
+async def _switches_then_fed(cfg: AgentConfig, poller: Poller,
+                             cameras: CameraPoller | None) -> list[PollResult | CameraPollResult]:
+    """SNMP devices, then the cameras with a ``feed`` port, which need the switches' port state."""
+    snmp_devices = [d for d in cfg.devices if d.kind in ("switch", "ap")]
+    results = await asyncio.gather(*(poller.poll(poller.session(d), SwitchState()) for d in snmp_devices))
+    if cameras is not None:
+        for r in results:
+            cameras.ports.ingest(r.readings)
+    fed = await _cameras(cameras, [d for d in cfg.devices if d.kind == "camera" and d.feed is not None])
+    return [*results, *fed]
+
+
+async def _cameras(cameras: CameraPoller | None, devices: list[DeviceConfig]) -> list[PollResult | CameraPollResult]:
+    if cameras is None or not devices:
+        return []
+    return list(await asyncio.gather(*(cameras.poll(cameras.session(d)) for d in devices)))
+
+
 def _cells(row: Row) -> tuple[str, ...]:
     d = row.device
     address = f"{d.host}:{d.port or 161}"
     r = row.result
-    if r is None:
-        return (d.id, d.kind, address, "-", "skipped", "-", "-", "-", "-", "-", "-", "ONVIF: not checked by this table")
+    if not isinstance(r, PollResult):
+        return r.check_row()
     state = r.state
     status = r.readings[0].fields
     profile = state.profile.name if state.profile else "-"

@@ -67,6 +67,9 @@ class Publisher:
         self._wake = asyncio.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> seq
         self._acked: list[int] = []
+        self._client: Client | None = None  # the connected client, for best-effort events
+        self.events_sent = 0  # events handed to the broker connection (QoS 1)
+        self.events_dropped = 0  # events not sent: not connected (they are not stored)
 
     # paho thread -> event loop --------------------------------------------------------
 
@@ -161,6 +164,7 @@ class Publisher:
         self._inflight.clear()
         log.info("agent %s: connected to %s", self.agent, describe(self.cfg))
         client.publish(wire.status_topic(self.ward, self.agent), self._status("online"), qos=1, retain=True)
+        self._client = client
         return client
 
     async def _drain(self, client: Client) -> None:
@@ -207,7 +211,23 @@ class Publisher:
             if not self._acked and not self._wake.is_set() and not self.outbox.added.is_set():
                 await first_of(self._wake.wait(), self.outbox.added.wait(), within=wait)
 
+    def publish_event(self, payload: bytes) -> bool:
+        """Best-effort live event on the ``events`` topic: QoS 1 when connected, else dropped
+        and counted. Not stored: the durable record is the ``camera_event`` reading."""
+        client = self._client
+        if client is None or not self.connected:
+            self.events_dropped += 1
+            return False
+        info = client.publish(wire.events_topic(self.ward, self.agent), payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.events_dropped += 1
+            return False
+        self.events_sent += 1
+        return True
+
     async def _close(self, client: Client, *, clean: bool) -> None:
+        if self._client is client:
+            self._client = None
         if clean and self.connected:
             info = client.publish(wire.status_topic(self.ward, self.agent), self._status("offline"), qos=1, retain=True)
             await asyncio.to_thread(info.wait_for_publish, 2.0)

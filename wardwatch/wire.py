@@ -245,3 +245,52 @@ def decode_status(topic: str, payload: bytes) -> Status:
 def status_payload(state: str, *, agent: str, ward: str, time_ms: int) -> bytes:
     """The retained ``status`` message: ``online`` on connect; the Last Will says ``offline``."""
     return _encoder.encode({"schema": SCHEMA, "state": state, "agent": agent, "ward": ward, "time_ms": time_ms})
+
+
+# Events ---------------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True, rename={"cls": "class"}):
+    """One device event on the ``events`` topic (best-effort live; the durable count is the
+    ``camera_event`` reading). ``class`` is tamper, video_loss, storage_failure, motion or other."""
+
+    schema: int
+    agent: Name
+    ward: Name
+    device: Name
+    time_ms: Annotated[int, msgspec.Meta(ge=0)]
+    topic: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    cls: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    utc_time: Annotated[str, msgspec.Meta(max_length=64)] = ""  # the device's own time stamp, as it sent it
+    data: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)],
+                         Annotated[str, msgspec.Meta(max_length=256)]], msgspec.Meta(max_length=16)] = {}
+
+
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+def event_payload(*, agent: str, ward: str, device: str, time_ms: int, topic: str, cls: str, utc_time: str = "",
+                  data: dict[str, str] | None = None) -> bytes:
+    """The payload of one event on ``events_topic(ward, agent)``."""
+    items = dict(list((data or {}).items())[:16])
+    event = Event(schema=SCHEMA, agent=agent, ward=ward, device=device, time_ms=time_ms, topic=topic[:256], cls=cls,
+                  utc_time=utc_time[:64], data={k[:64]: v[:256] for k, v in items.items()})
+    return _encoder.encode(event)
+
+
+def decode_event(topic: str, payload: bytes) -> Event:
+    """Decode an ``events`` payload and check that it came from the topic it names."""
+    ward, agent, leaf = parse_agent_topic(topic)
+    if leaf != "events":
+        raise WireError(f"topic {topic!r} is not an events topic")
+    if len(payload) > 16384:
+        raise WireError(f"event payload of {len(payload)} bytes is over the 16384-byte cap")
+    try:
+        event = _event_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+        raise WireError(f"bad event payload: {exc}") from None
+    if event.schema != SCHEMA:
+        raise WireError(f"schema {event.schema} is not supported (this side speaks {SCHEMA})")
+    if (event.ward, event.agent) != (ward, agent):
+        raise WireError(f"payload says ward={event.ward!r} agent={event.agent!r}, topic says {ward!r}/{agent!r}")
+    return event
