@@ -2,6 +2,7 @@
 
 wardwatch-sim snmprec --ports 24 --name sw-core --seed 1 -o sw-core.snmprec
 wardwatch-sim serve --data-dir DIR --port 16100 [--data-dir DIR2 --port 16101 ...]
+wardwatch-sim aps --port 16200 [--device cisco_wlc:wlc --device unifi:ap-1 ...] [--aps 3] [--seed 0]
 wardwatch-sim demo [--run-dir run/demo] [--interval 10s] [--duration 0]
 wardwatch-sim cameras --count 200 --brand mix [--faults JSON] [--control-port 0]
 """
@@ -14,11 +15,13 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from importlib.metadata import version
 from pathlib import Path
 
 from wardwatch.services import ServiceError, SnmpsimAgent, start_snmpsim
 from wardwatch.simulators import demo
+from wardwatch.simulators.aps import VENDORS, ApSpec, render_ap, write_many
 from wardwatch.simulators.camera import cli as camera_cli
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
@@ -55,7 +58,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not any(Path(agent.data_dir).rglob("*.snmprec")):
             print(f"serve: no *.snmprec under {agent.data_dir}", file=sys.stderr)
             return 2
-    run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="wardwatch-sim-"))
+    return _serve_until_stopped(agents, args.run_dir)
+
+
+def _cmd_aps(args: argparse.Namespace) -> int:
+    devices = args.device or [f"{v}:{v.replace('_', '-')}" for v in VENDORS]
+    specs: dict[str, ApSpec] = {}
+    for item in devices:
+        vendor, _, name = item.partition(":")
+        name = name or vendor.replace("_", "-")
+        if args.aps < 1:
+            print("aps: --aps must be at least 1", file=sys.stderr)
+            return 2
+        if vendor not in VENDORS or name in specs or name == "public" or "/" in name:
+            print(f"aps: --device {item!r}: want VENDOR[:NAME], VENDOR one of {', '.join(VENDORS)}, "
+                  "NAME unique and not 'public'", file=sys.stderr)
+            return 2
+        specs[name] = ApSpec(vendor=vendor, name=name, seed=args.seed, aps=args.aps)
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="wardwatch-aps-"))
+    write_many(data_dir, {name: render_ap(spec) for name, spec in specs.items()})
+    now = time.time()
+    print(f"{'community':<16} {'vendor':<14} {'APs':>3} {'radios':>6} {'clients now':>11}")
+    for name, spec in specs.items():
+        aps = len(spec.ap_names()) if spec.controller else 1
+        clients = sum(r.clients_at(now) for r in spec.radios())
+        print(f"{name:<16} {spec.vendor:<14} {aps:>3} {len(spec.radios()):>6} {clients:>11}")
+    first = next(iter(specs))
+    print(f"e.g. snmpwalk -v2c -c {first} {args.host}:{args.port} 1.3.6.1.2.1.1", flush=True)
+    return _serve_until_stopped([SnmpsimAgent(data_dir=data_dir, port=args.port, host=args.host)], args.run_dir)
+
+
+def _serve_until_stopped(agents: list[SnmpsimAgent], run_dir_arg: str | None) -> int:
+    run_dir = Path(run_dir_arg) if run_dir_arg else Path(tempfile.mkdtemp(prefix="wardwatch-sim-"))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -106,6 +140,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--run-dir", help="where snmpsim keeps its log and index cache (default: a temp dir)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("aps", help="serve Wi-Fi AP and controller recordings with snmpsim until Ctrl-C")
+    p.add_argument("--device", action="append", metavar="VENDOR[:NAME]",
+                   help=f"one AP or controller, community NAME (repeatable; default one of each: {', '.join(VENDORS)})")
+    p.add_argument("--aps", type=int, default=3, help="APs behind each controller (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="picks channels, utilisation and client curves")
+    p.add_argument("--port", type=int, required=True, help="UDP port serving every device")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--data-dir", help="where to write the recordings (default: a temp dir)")
+    p.add_argument("--run-dir", help="where snmpsim keeps its log and index cache (default: a temp dir)")
+    p.set_defaults(func=_cmd_aps)
 
     p = sub.add_parser("demo", help="run the Hội An fleet end to end until Ctrl-C")
     demo.add_arguments(p)
