@@ -18,7 +18,8 @@ lint: deps
 	$(VENV)/bin/ruff check .
 	bash scripts/typecheck.sh
 
-bench: deps
+bench:
+	@WITH_BENCH=1 bash scripts/install-deps.sh
 	$(PY) bench/snmp_poll.py
 
 clean:

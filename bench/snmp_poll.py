@@ -1,4 +1,5 @@
-"""Our SNMP poller's CPU per varbind against net-snmp's snmpbulkwalk, on the same targets.
+"""Our SNMP poller's CPU per varbind against net-snmp's snmpbulkwalk and Prometheus'
+snmp_exporter, on the same targets.
 
 Targets: net-snmp's snmpd (the machine's real interfaces) and snmpsim serving a 48-port
 switch. Ours: ``Poller.poll`` with the ``if_mib`` profile (one GET + one multi-column
@@ -6,7 +7,11 @@ GETBULK walk of ifTable/ifXTable, rates, readings), in this process, CPU from
 ``time.process_time``. Baseline: ``snmpbulkwalk -Cr<reps>`` of ifTable and ifXTable (every
 column, so more varbinds per run), CPU of the child processes from ``getrusage``. Both
 count the varbinds they received; the figure is varbinds per CPU-second, and the ratio is
-net-snmp's CPU per varbind over ours (so above 1 means we spend more).
+net-snmp's CPU per varbind over ours (so above 1 means we spend more). Second baseline,
+when Debian's prometheus-snmp-exporter is installed (``make bench`` installs it): the
+exporter started on a loopback port with a config for the same 12 columns plus ifName as
+a label (what its generator writes for IF-MIB), scraped ``--polls`` times per target; its
+CPU is read from /proc, varbinds counted as the samples it returned.
 
     .venv/bin/python bench/snmp_poll.py [--polls 30] [--reps 25]
 
@@ -18,12 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +116,75 @@ def count_walk_varbinds(port: int, polls: int, reps: int) -> tuple[int, float]:
     return varbinds, cpu
 
 
+# The columns our if_mib profile reads, as snmp_exporter metrics (its generator would
+# write the same from IF-MIB). prometheus-snmp-exporter 0.21 (Debian 12) config format.
+EXPORTER_COLUMNS = {
+    "ifOperStatus": "1.3.6.1.2.1.2.2.1.8", "ifSpeed": "1.3.6.1.2.1.2.2.1.5",
+    "ifInOctets": "1.3.6.1.2.1.2.2.1.10", "ifOutOctets": "1.3.6.1.2.1.2.2.1.16",
+    "ifInDiscards": "1.3.6.1.2.1.2.2.1.13", "ifInErrors": "1.3.6.1.2.1.2.2.1.14",
+    "ifOutDiscards": "1.3.6.1.2.1.2.2.1.19", "ifOutErrors": "1.3.6.1.2.1.2.2.1.20",
+    "ifHCInOctets": "1.3.6.1.2.1.31.1.1.1.6", "ifHCOutOctets": "1.3.6.1.2.1.31.1.1.1.10",
+    "ifHighSpeed": "1.3.6.1.2.1.31.1.1.1.15", "ifCounterDiscontinuityTime": "1.3.6.1.2.1.31.1.1.1.19",
+}  # fmt: skip
+IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
+
+
+def exporter_config(path: Path, reps: int) -> None:
+    lines = ["if_mib:", "  version: 2", f"  max_repetitions: {reps}", "  timeout: 5s", "  auth:",
+             "    community: public", "  walk:"]
+    lines += [f"  - {oid}" for oid in (*EXPORTER_COLUMNS.values(), IF_NAME)]
+    lines.append("  metrics:")
+    for name, oid in EXPORTER_COLUMNS.items():
+        lines += [f"  - name: {name}", f"    oid: {oid}", "    type: gauge", "    indexes:",
+                  "    - labelname: ifIndex", "      type: gauge", "    lookups:", "    - labels: [ifIndex]",
+                  "      labelname: ifName", f"      oid: {IF_NAME}", "      type: DisplayString"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_exporter_varbinds(exporter: Service, target_port: int, polls: int) -> tuple[int, float]:
+    """Scrape snmp_exporter ``polls`` times; its own CPU (from /proc), and the samples it returned."""
+    assert exporter.proc is not None
+    url = f"http://127.0.0.1:{exporter.port}/snmp?module=if_mib&target=127.0.0.1:{target_port}"
+    before = _proc_cpu(exporter.proc.pid)
+    varbinds = 0
+    for _ in range(polls):
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            body = resp.read().decode()
+        varbinds += sum(1 for line in body.splitlines() if line.startswith("if"))
+    return varbinds, _proc_cpu(exporter.proc.pid) - before
+
+
+def start_exporter(run_dir: Path, reps: int) -> Service | None:
+    binary = shutil.which("prometheus-snmp-exporter")
+    if binary is None:
+        print("prometheus-snmp-exporter is not installed (make bench installs it): snmpbulkwalk only")
+        return None
+    conf = run_dir / "snmp.yml"
+    exporter_config(conf, reps)
+    port = free_port("tcp")
+    svc = Service(
+        name="snmp_exporter",
+        argv=[binary, f"--config.file={conf}", f"--web.listen-address=127.0.0.1:{port}"],
+        host="127.0.0.1", port=port, run_dir=run_dir, log_path=run_dir / "snmp_exporter.log",
+        ready=lambda s, t: _http_ok(f"http://127.0.0.1:{s.port}/", t),
+    )  # fmt: skip
+    svc.start()
+    return svc
+
+
+def _http_ok(url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--polls", type=int, default=30)
@@ -122,14 +199,20 @@ def main() -> int:
     try:
         services.append(start_snmpd(run_dir, sys_name="bench"))
         services.append(start_snmpsim(run_dir, agents=[SnmpsimAgent(data_dir=data, port=free_port("udp"))]))
+        targets = (("snmpd", services[0]), ("snmpsim", services[1]))
+        exporter = start_exporter(run_dir, args.reps)
+        if exporter is not None:
+            services.append(exporter)
         print(f"{'target':<8} {'poller':<14} {'varbinds':>9} {'cpu_s':>7} {'varbinds/cpu_s':>15} {'ratio':>6}")
-        for name, svc in (("snmpd", services[0]), ("snmpsim", services[1])):
+        for name, svc in targets:
             n_ours, cpu_ours = ours(svc.port, args.polls, args.reps, args.profile)
-            n_base, cpu_base = count_walk_varbinds(svc.port, args.polls, args.reps)
-            ratio = (cpu_ours / n_ours) / (cpu_base / n_base)
             print(f"{name:<8} {'wardwatch':<14} {n_ours:>9} {cpu_ours:>7.2f} {n_ours / cpu_ours:>15,.0f}")
-            print(f"{name:<8} {'snmpbulkwalk':<14} {n_base:>9} {cpu_base:>7.2f} {n_base / cpu_base:>15,.0f} "
-                  f"{ratio:>6.2f}")
+            baselines = [("snmpbulkwalk", count_walk_varbinds(svc.port, args.polls, args.reps))]
+            if exporter is not None:
+                baselines.append(("snmp_exporter", count_exporter_varbinds(exporter, svc.port, args.polls)))
+            for base, (n_base, cpu_base) in baselines:
+                ratio = (cpu_ours / n_ours) / (cpu_base / n_base)
+                print(f"{name:<8} {base:<14} {n_base:>9} {cpu_base:>7.2f} {n_base / cpu_base:>15,.0f} {ratio:>6.2f}")
     finally:
         for svc in reversed(services):
             svc.stop()

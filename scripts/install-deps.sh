@@ -13,6 +13,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+
 command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
 command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
 command -v snmpget >/dev/null 2>&1 || need_pkgs+=(snmp)
+# `make bench` also wants Prometheus' snmp_exporter as a baseline (bench/snmp_poll.py).
+if [ "${WITH_BENCH:-0}" = 1 ]; then
+    command -v prometheus-snmp-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-snmp-exporter)
+fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
