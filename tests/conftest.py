@@ -4,6 +4,7 @@ their own instead. A service that cannot start fails the run loudly; nothing is 
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,3 +43,14 @@ def database(influx: InfluxService) -> str:
 def unique() -> str:
     """A short unique suffix for agent ids and topics."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A UDP port on 127.0.0.1 that takes SNMP requests and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,16 +42,6 @@ def test_up_combines_snmp_and_icmp(snmp_ok: bool, reason: str, ping: PingResult,
     fields: dict[str, int | float | str] = {"up": int(snmp_ok), "reason": reason}
     combine(fields, snmp_ok=snmp_ok, reason=reason, ping=ping)
     assert (fields["up"], fields["reason"], fields["icmp_up"]) == (up, why, int(ping.reachable))
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 async def test_device_whose_snmp_is_dead_but_pings_is_up_with_the_reason(tmp_path: Path, black_hole: int) -> None:

@@ -3,9 +3,7 @@ a device that never answers does not delay the polls of 50 healthy ones."""
 
 from __future__ import annotations
 
-import socket
 from collections import defaultdict
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -67,17 +65,6 @@ TINY = """1.3.6.1.2.1.1.1.0|4|tiny switch
 """
 INTERVAL = 3.0
 HEALTHY = 50
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A UDP port that takes SNMP requests and never answers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def test_a_dead_device_does_not_delay_fifty_healthy_ones(tmp_path: Path, mosquitto: Service, influx: InfluxService,
