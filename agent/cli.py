@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
     commands = (("run", "run the agent"), ("check", "poll every device once and print a table"),
-                ("discover", "sweep CIDRs for SNMP devices and write device entries (YAML)"))
+                ("discover", "sweep CIDRs for SNMP devices and/or find ONVIF cameras; write device entries (YAML)"))
     for name, text in commands:
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", required=True, type=Path, help="agent config (YAML)")
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--profiles", action="append", type=Path, default=[], metavar="DIR",
                        help=f"extra vendor profile directory (repeatable; also ${PROFILE_PATH_ENV})")
         if name == "discover":
-            p.add_argument("--cidr", action="append", required=True, help="network to sweep (repeatable)")
+            p.add_argument("--cidr", action="append", default=[], help="network to sweep for SNMP (repeatable)")
+            p.add_argument("--onvif", action="store_true", help="find ONVIF cameras by WS-Discovery (multicast)")
+            p.add_argument("--onvif-wait", type=float, default=3.0, help="seconds to collect answers (default 3)")
+            p.add_argument("--onvif-interface", metavar="ADDR", help="IPv4 address to send the probe from")
             p.add_argument("--auth", action="append", required=True, help="auth profile to try (repeatable, in order)")
             p.add_argument("--port", type=int, default=161, help="SNMP port (default 161)")
             p.add_argument("--concurrency", type=int, default=64, help="addresses in flight at once (default 64)")
@@ -69,29 +72,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_discover(cfg: AgentConfig, args: argparse.Namespace, dirs: list[Path]) -> int:
-    for name in args.auth:
-        profile = cfg.auth.get(name)
-        if profile is None or profile.snmp is None:
-            print(f"{PROG}: --auth {name}: no SNMP auth profile of that name in {args.config}", file=sys.stderr)
-            return 2
-    if not (1 <= args.concurrency <= 1024 and 0 < args.timeout <= 60 and 0 <= args.retries <= 5):
-        print(f"{PROG}: --concurrency 1..1024, --timeout 0..60 s, --retries 0..5", file=sys.stderr)
+    problem = discover.check_args(cfg, cidrs=args.cidr, auths=args.auth, onvif=args.onvif,
+                                  onvif_wait=args.onvif_wait, onvif_interface=args.onvif_interface,
+                                  source=str(args.config))
+    if problem is None and not (1 <= args.concurrency <= 1024 and 0 < args.timeout <= 60 and 0 <= args.retries <= 5):
+        problem = "--concurrency 1..1024, --timeout 0..60 s, --retries 0..5"
+    if problem is not None:
+        print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
-    try:
-        discover.addresses(args.cidr)
-    except ValueError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    found = asyncio.run(discover.sweep(cfg, cidrs=args.cidr, auths=args.auth, catalog=load_catalog(dirs),
-                                       port=args.port, concurrency=args.concurrency, request_timeout=args.timeout,
-                                       retries=args.retries))
-    text = discover.to_yaml(discover.device_entries(found, port=args.port, taken={d.id for d in cfg.devices}))
+    catalog = load_catalog(dirs) if args.cidr else None
+    text, count = asyncio.run(discover.discover(
+        cfg, cidrs=args.cidr, auths=args.auth, catalog=catalog, port=args.port, concurrency=args.concurrency,
+        request_timeout=args.timeout, retries=args.retries, onvif=args.onvif, onvif_wait=args.onvif_wait,
+        onvif_interface=args.onvif_interface))
     if args.output == "-":
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text)
-    print(f"{len(found)} devices found", file=sys.stderr)
-    return 0 if found else 1
+    print(f"{count} devices found", file=sys.stderr)
+    return 0 if count else 1
 
 
 def check_profiles(cfg: AgentConfig, dirs: list[Path]) -> None:
