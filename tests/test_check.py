@@ -3,6 +3,7 @@ its exit codes (0 all answered, 1 some failed, 2 bad config)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -12,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.util import BIN, write_yaml
-from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
+from tests.util import BIN, wait_for, write_yaml
+from wardwatch.services import Service, SnmpsimAgent, free_port, script, start_snmpsim
 from wardwatch.simulators.aps import ApSpec, render_ap, write_many
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
@@ -115,3 +116,73 @@ def test_a_bad_user_profile_is_a_config_error_naming_its_file(tmp_path: Path) ->
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert f"{profiles / 'acme.yaml'}: tables[0].metrics.stations: unknown metric 'stations'" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def cameras(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``wardwatch-sim cameras``: cam-002 refuses RTSP credentials; cam-003 is switched off."""
+    run = tmp_path_factory.mktemp("check-cams")
+    listing = run / "cameras.json"
+    sim = script("wardwatch-sim", ["cameras", "--count", "3", "--control-port", "0", "--output", str(listing),
+                                   "--faults", json.dumps({"cam-002": {"rtsp": "401"}, "cam-003": {"offline": True}})],
+                 run_dir=run / "sim")
+    sim.start()
+    try:
+        doc: dict[str, Any] = wait_for(lambda: _listing(listing), timeout=20, interval=0.1,
+                                       what=lambda: f"camera simulator listing\n{sim.log_tail()}")
+        yield doc
+    finally:
+        sim.stop()
+
+
+def _listing(path: Path) -> dict[str, Any] | None:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+        return doc
+    except (OSError, ValueError):  # not written yet, or half written
+        return None
+
+
+def columns(out: str) -> dict[str, dict[str, str]]:
+    """The table cut at its header's column starts (a camera's STATUS may hold a space)."""
+    lines = out.splitlines()
+    header = lines[0]
+    names = header.split()
+    starts = [header.index(n) for n in names]
+    rows = {}
+    for line in lines[1:]:
+        if not line.strip() or line.startswith((" ", "\t")):
+            break
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        rows[cells[0]] = dict(zip(names, cells, strict=True))
+    return rows
+
+
+def test_cameras_show_their_reason_and_error_class(tmp_path: Path, sim: Service, cameras: dict[str, Any]) -> None:
+    cams = {c["id"]: c for c in cameras["cameras"]}
+    user, password = cams["cam-001"]["username"], cams["cam-001"]["password"]
+    cfg = write_yaml(tmp_path / "agent.yaml", {
+        "agent": {"id": "check-test", "ward": "cam-pho"},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "auth": {"sw": {"snmp": {"version": "2c", "community": "sw"}},
+                 "cam": {"onvif": {"username": user, "password": password}},
+                 "cam-wrong": {"onvif": {"username": user, "password": "not-the-password"}}},
+        "devices": [
+            {"id": "sw-hall", "kind": "switch", "host": "127.0.0.1", "port": sim.port, "auth": "sw"},
+            *({"id": cid, "kind": "camera", "host": c["host"], "port": c["onvif_port"], "auth": "cam",
+               "interval": "10s", "timeout": "2s", "icmp": False} for cid, c in cams.items()),
+            {"id": "cam-pw", "kind": "camera", "host": cams["cam-001"]["host"], "port": cams["cam-001"]["onvif_port"],
+             "auth": "cam-wrong", "interval": "10s", "timeout": "2s", "icmp": False},
+        ],
+    })
+    proc = run_check(cfg)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = columns(proc.stdout)
+    assert rows["sw-hall"]["STATUS"] == "up"
+    ok, r401, off, pw = rows["cam-001"], rows["cam-002"], rows["cam-003"], rows["cam-pw"]
+    assert (ok["SNMP"], ok["STATUS"], ok["SYSNAME"]) == ("onvif", "up", "DS-2CD2143G2-I")
+    assert float(ok["RTT_MS"]) >= 0
+    assert r401["STATUS"] == "rtsp_401" and "401" in r401["DETAIL"]
+    assert off["STATUS"] == "offline (refused)"
+    assert pw["STATUS"] == "auth" and "Authorized" in pw["DETAIL"]
+    assert "2 of 5 devices answered" in proc.stdout
