@@ -11,7 +11,7 @@ from wardwatch.collector.config import load_config as load_collector
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ENV = {"WARDWATCH_MQTT_PASSWORD": "pw-123456", "V3_AUTH": "authpass123", "V3_PRIV": "privpass123",
-       "WARDWATCH_HTTP_TOKEN": "token-0123456789abcdef"}
+       "WARDWATCH_HTTP_TOKEN": "token-0123456789abcdef", "CAM_PASS": "cam-pass-1"}
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +23,11 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_agent_example_loads() -> None:
     cfg = load_agent(CONFIGS / "agent-example.yaml")
     assert cfg.agent.ward == "cam-pho"
-    assert {d.id for d in cfg.devices} == {"sw-core", "sw-hall"}
+    assert {d.id for d in cfg.devices} == {"sw-core", "sw-hall", "cam-cho-1"}
+    cam = next(d for d in cfg.devices if d.kind == "camera")
+    assert cam.feed is not None and (cam.feed.switch, cam.feed.port) == ("sw-hall", "Gi1/0/7")
+    onvif = cfg.auth[cam.auth].onvif
+    assert onvif is not None and onvif.password.get_secret_value() == "cam-pass-1"
     assert cfg.mqtt.password is not None and cfg.mqtt.password.get_secret_value() == "pw-123456"
 
 
