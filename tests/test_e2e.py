@@ -121,15 +121,20 @@ def dashboard_queries() -> list[tuple[str, str]]:
         for var in dash["templating"]["list"]:
             out.append((f"{path.name}: variable {var['name']}", var["query"]))
         for panel in dash["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", []):  # rows have none
                 q = (target["query"].replace("$timeFilter", "time > now() - 1h")
                      .replace("$__interval", "10s").replace("$ward", ".*"))
                 out.append((f"{path.name}: {panel['title']} {target['refId']}", q))
     return out
 
 
+# Wi-Fi, PoE and camera panels need APs, PoE switches and cameras: tests/test_demo.py runs
+# every query against the demo fleet's data; this fleet (two plain switches) covers the rest.
+NOT_IN_THIS_FLEET = ("wifi_radio", "wifi_ssid", "poe", "camera_health")
+
+
 def test_dashboard_queries_return_the_pipelines_data(fleet: Fleet, influx: InfluxService) -> None:
-    queries = dashboard_queries()
+    queries = [(t, q) for t, q in dashboard_queries() if not any(f'"{m}"' in q for m in NOT_IN_THIS_FLEET)]
     assert len(queries) >= 9
 
     empty: list[str] = []
