@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Final, Literal, get_args
+from typing import Annotated, Final, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -211,13 +211,21 @@ def decode_from(topic: str, payload: bytes) -> Batch:
     return batch
 
 
-class Status(msgspec.Struct, forbid_unknown_fields=True):
-    """The retained ``status`` message of an agent."""
+class FromAgent(msgspec.Struct, forbid_unknown_fields=True):
+    """What every small agent message (status, events) starts with."""
 
     schema: int
-    state: Literal["online", "offline"]
     agent: Name
     ward: Name
+
+
+_S = TypeVar("_S", bound=FromAgent)
+
+
+class Status(FromAgent, forbid_unknown_fields=True):
+    """The retained ``status`` message of an agent."""
+
+    state: Literal["online", "offline"]
     time_ms: Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -226,20 +234,26 @@ _status_decoder = msgspec.json.Decoder(Status)
 
 def decode_status(topic: str, payload: bytes) -> Status:
     """Decode a ``status`` payload and check that it came from the topic it names."""
-    ward, agent, leaf = parse_agent_topic(topic)
-    if leaf != "status":
-        raise WireError(f"topic {topic!r} is not a status topic")
-    if len(payload) > 4096:
-        raise WireError(f"status payload of {len(payload)} bytes is over the 4096-byte cap")
+    return _decode_on(topic, payload, "status", _status_decoder, cap=4096)
+
+
+def _decode_on(topic: str, payload: bytes, leaf: str, decoder: msgspec.json.Decoder[_S], *, cap: int) -> _S:
+    """Decode a small payload of ``leaf`` topics (status, events): size cap, schema, and the
+    ward and agent it names matching the topic's."""
+    ward, agent, got = parse_agent_topic(topic)
+    if got != leaf:
+        raise WireError(f"topic {topic!r} is not a {leaf} topic")
+    if len(payload) > cap:
+        raise WireError(f"{leaf} payload of {len(payload)} bytes is over the {cap}-byte cap")
     try:
-        status = _status_decoder.decode(payload)
+        doc = decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
-        raise WireError(f"bad status payload: {exc}") from None
-    if status.schema != SCHEMA:
-        raise WireError(f"schema {status.schema} is not supported (this side speaks {SCHEMA})")
-    if (status.ward, status.agent) != (ward, agent):
-        raise WireError(f"payload says ward={status.ward!r} agent={status.agent!r}, topic says {ward!r}/{agent!r}")
-    return status
+        raise WireError(f"bad {leaf} payload: {exc}") from None
+    if doc.schema != SCHEMA:
+        raise WireError(f"schema {doc.schema} is not supported (this side speaks {SCHEMA})")
+    if (doc.ward, doc.agent) != (ward, agent):
+        raise WireError(f"payload says ward={doc.ward!r} agent={doc.agent!r}, topic says {ward!r}/{agent!r}")
+    return doc
 
 
 def status_payload(state: str, *, agent: str, ward: str, time_ms: int) -> bytes:
@@ -250,13 +264,10 @@ def status_payload(state: str, *, agent: str, ward: str, time_ms: int) -> bytes:
 # Events ---------------------------------------------------------------------------
 
 
-class Event(msgspec.Struct, forbid_unknown_fields=True, rename={"cls": "class"}):
+class Event(FromAgent, forbid_unknown_fields=True, rename={"cls": "class"}):
     """One device event on the ``events`` topic (best-effort live; the durable count is the
     ``camera_event`` reading). ``class`` is tamper, video_loss, storage_failure, motion or other."""
 
-    schema: int
-    agent: Name
-    ward: Name
     device: Name
     time_ms: Annotated[int, msgspec.Meta(ge=0)]
     topic: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -280,17 +291,4 @@ def event_payload(*, agent: str, ward: str, device: str, time_ms: int, topic: st
 
 def decode_event(topic: str, payload: bytes) -> Event:
     """Decode an ``events`` payload and check that it came from the topic it names."""
-    ward, agent, leaf = parse_agent_topic(topic)
-    if leaf != "events":
-        raise WireError(f"topic {topic!r} is not an events topic")
-    if len(payload) > 16384:
-        raise WireError(f"event payload of {len(payload)} bytes is over the 16384-byte cap")
-    try:
-        event = _event_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
-        raise WireError(f"bad event payload: {exc}") from None
-    if event.schema != SCHEMA:
-        raise WireError(f"schema {event.schema} is not supported (this side speaks {SCHEMA})")
-    if (event.ward, event.agent) != (ward, agent):
-        raise WireError(f"payload says ward={event.ward!r} agent={event.agent!r}, topic says {ward!r}/{agent!r}")
-    return event
+    return _decode_on(topic, payload, "events", _event_decoder, cap=16384)
