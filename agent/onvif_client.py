@@ -257,6 +257,9 @@ def _uri(answer: Any) -> str | None:
 # The client ---------------------------------------------------------------------------
 
 
+SERVICE_LIMIT = 10.0
+
+
 class OnvifClient:
     """One camera's ONVIF session: services built once, reused every poll."""
 
@@ -276,10 +279,10 @@ class OnvifClient:
                                               no_cache=True, adjust_time=False)
         return self.cam
 
-    async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, what: str, fn: Callable[[], Awaitable[T]], *, limit: float | None = None) -> T:
         """Run one request under the per-request time limit, translating errors."""
         try:
-            async with asyncio.timeout(self.time_limit):
+            async with asyncio.timeout(limit or self.time_limit):
                 return await fn()
         except asyncio.CancelledError:
             raise
@@ -296,7 +299,12 @@ class OnvifClient:
 
     async def service(self, name: str) -> Any:
         cam = await self.camera()
-        return await self.call(f"create {name} service", lambda: cam.create_onvif_service(name))
+        # Building a service parses its WSDL (about 0.5 s the first time in a process) and
+        # opens its HTTP session; cancelling that half-way leaks the session inside the
+        # library, so it gets a generous limit of its own rather than the request's.
+        return await self.call(
+            f"create {name} service", lambda: cam.create_onvif_service(name), limit=max(self.time_limit, SERVICE_LIMIT)
+        )
 
     async def clock(self) -> ClockReading:
         dm = await self.service("devicemgmt")
