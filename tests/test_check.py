@@ -4,7 +4,6 @@ its exit codes (0 all answered, 1 some failed, 2 bad config)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,16 +28,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     write_many(run / "data", {"wlc": render_ap(WLC), "sw": render(SwitchSpec(name="sw-hall", ports=24, seed=2))})
     with start_snmpsim(run, agents=[SnmpsimAgent(data_dir=run / "data", port=free_port("udp"))]) as svc:
         yield svc
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def config(tmp_path: Path, devices: list[dict[str, Any]]) -> Path:
