@@ -210,6 +210,8 @@ class Agent:
                     "polls_failed": self.polls_failed,
                     "overruns": self.overruns,
                     "published": self.publisher.published,
+                    "events_sent": self.publisher.events_sent,
+                    "events_dropped": self.publisher.events_dropped,
                     "mqtt_connected": int(self.publisher.connected),
                     "rss_mb": round(_rss_mb(), 1),
                 },
