@@ -253,6 +253,15 @@ def _print_banner(
         f"  {cli} 'SELECT last(clients) AS clients, last(channel) AS channel FROM wifi_radio GROUP BY ward, ap, radio'",
         f"  {cli} 'SELECT last(consumption_w) AS watts, last(budget_w) AS budget FROM poe GROUP BY ward, pse'",
         f"cam-pho sw-core {sample.name} should read in_bps = {sample.in_bps}, out_bps = {sample.out_bps}.",
+        *(
+            [
+                f"Break a camera: cam-pho {cam.id} is simulator camera {cam.sim_id}:",
+                f"  curl -X POST {camera_control}/cameras/{cam.sim_id}/faults -d '{{\"offline\": true}}'",
+                f"  {cli} \"SELECT last(reason) FROM camera_health WHERE ward='cam-pho' GROUP BY device\"",
+            ]
+            if fleet.cameras_in_agents and (cam := fleet.ward("cam-pho").cameras[0]).sim_id
+            else []
+        ),
         "",
         f"Progress every {PROGRESS_EVERY_S:g} s. Ctrl-C stops everything.",
     ]
