@@ -22,7 +22,7 @@ import ipaddress
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import yaml
@@ -30,11 +30,13 @@ import yaml
 from wardwatch.agent import wsdiscovery
 from wardwatch.agent.config import AgentConfig, DeviceConfig
 from wardwatch.agent.errors import DeviceAuthError, DeviceError
-from wardwatch.agent.onvif_client import DeviceInfo, OnvifClient
 from wardwatch.agent.profiles import Catalog
 from wardwatch.agent.snmp import Engines, SnmpSession
 from wardwatch.agent.switch import SYS_NAME, SwitchState, identify
 from wardwatch.agent.wsdiscovery import ProbeMatch
+
+if TYPE_CHECKING:  # the ONVIF stack (aiohttp, zeep) loads only when cameras are probed
+    from wardwatch.agent.onvif_client import DeviceInfo
 
 MAX_ADDRESSES = 65_536  # a /16: a bound on one sweep
 
@@ -175,6 +177,8 @@ async def device_info(host: str, port: int, *, cfg: AgentConfig, auths: list[str
                       ) -> tuple[str, DeviceInfo | None, str | None]:
     """(auth name, inventory, error class): each ONVIF profile in turn until one is accepted.
     When none is, the first profile and the last error."""
+    from wardwatch.agent.onvif_client import OnvifClient  # only here: it loads aiohttp and zeep
+
     error: str | None = None
     for name in auths:
         onvif = cfg.auth[name].onvif
