@@ -13,6 +13,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+
 command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
 command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
 command -v snmpget >/dev/null 2>&1 || need_pkgs+=(snmp)
+# The WS-Discovery tests make their own network namespaces with `ip netns`.
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 # `make bench` also wants Prometheus' snmp_exporter as a baseline (bench/snmp_poll.py).
 if [ "${WITH_BENCH:-0}" = 1 ]; then
     command -v prometheus-snmp-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-snmp-exporter)

@@ -4,7 +4,10 @@ their own instead. A service that cannot start fails the run loudly; nothing is 
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,3 +57,24 @@ def black_hole() -> Iterator[int]:
         yield sock.getsockname()[1]
     finally:
         sock.close()
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace of our own, with loopback up and multicast on: the only place
+    tests send WS-Discovery multicast. Deleted afterwards."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.fail("needs root and iproute2 to create a network namespace")
+    name = f"ww-{uuid.uuid4().hex[:8]}"
+    ip("netns", "add", name)
+    try:
+        ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+        ip("netns", "exec", name, "ip", "link", "set", "lo", "multicast", "on")
+        ip("netns", "exec", name, "ip", "route", "add", "224.0.0.0/4", "dev", "lo")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)

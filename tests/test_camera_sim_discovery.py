@@ -4,14 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
-import pytest
 from lxml import etree
 
 from tests.util import BIN
@@ -45,23 +40,6 @@ print(json.dumps({"id": mid, "replies": replies}))
 """
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to create a network namespace")
-    name = f"wwcam-{uuid.uuid4().hex[:8]}"
-    ip("netns", "add", name)
-    try:
-        ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
-        ip("netns", "exec", name, "ip", "link", "set", "lo", "multicast", "on")
-        ip("netns", "exec", name, "ip", "route", "add", "224.0.0.0/4", "dev", "lo")
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
 
 
 def probe(ns: str, types: str, scopes: str = "", want: int = 99, wait: float = 3.0) -> tuple[str, list[dict[str, str]]]:

@@ -9,12 +9,9 @@ interface sees a multicast packet. Processes are stopped by their PID.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,23 +65,6 @@ while True:
 """
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to create a network namespace")
-    name = f"wwdisc-{uuid.uuid4().hex[:8]}"
-    ip("netns", "add", name)
-    try:
-        ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
-        ip("netns", "exec", name, "ip", "link", "set", "lo", "multicast", "on")
-        ip("netns", "exec", name, "ip", "route", "add", "224.0.0.0/4", "dev", "lo")
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
 
 
 def start(ns: str, *cmd: str) -> tuple[subprocess.Popen[str], str]:
