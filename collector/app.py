@@ -26,7 +26,7 @@ Delivery rules:
 - InfluxDB unavailable (5xx, timeout, refused): the write is retried with a capped
   backoff for ``spool.after`` seconds, then the points go to the local spool
   (collector/spool.py) and the messages are acked. While InfluxDB stays away, later
-  batches go straight to the spool. ``_drain_spool`` writes the spool back, oldest
+  batches go straight to the spool. ``Store.drain_spool`` (collector/store.py) writes it back, oldest
   first, when InfluxDB answers. If the spool is full or its disk fails, nothing is
   acked and the broker stops sending once ``receive_maximum`` messages are
   unacknowledged, which is the back-pressure. InfluxDB rejecting the data (4xx):
@@ -48,28 +48,18 @@ from typing import Any, Final
 from aiohttp import web
 
 from wardwatch import wire
-from wardwatch.aio import first_of
 from wardwatch.collector import lineproto, presence, seqlog
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
 from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker, iso
 from wardwatch.collector.source import MqttSource, Received, StartupError
 from wardwatch.collector.spool import Spool, SpoolError
+from wardwatch.collector.store import GaveUp, Store
 
 log = logging.getLogger(__name__)
 
 SELF_METRICS_INTERVAL: Final = 10.0
-BACKOFF_MIN: Final = 0.5
-BACKOFF_MAX: Final = 30.0
 SELF_MEASUREMENT: Final = "collector"
-
-
-class _GaveUp(Exception):
-    """A write was abandoned because the collector is shutting down."""
-
-
-class _SpoolIt(Exception):
-    """InfluxDB has been away for ``spool.after``: the points go to the spool."""
 
 
 @dataclass(slots=True)
@@ -95,23 +85,19 @@ class Collector:
         self.seq = SeqTracker()
         self.dead_letter = DeadLetter(cfg.dead_letter.path, max_bytes=cfg.dead_letter.max_bytes)
         self.spool = Spool(cfg.spool.path, max_bytes=cfg.spool.max_mb * 2**20)
-        self._spooled = asyncio.Event()
         self.ledger: dict[str, seqlog.AgentLedger] = {}
         self.ledger_time: float | None = None
         self._stale: set[str] = set()  # agents marked stale from the ledger
-        self.influx_ok = False
         self.stop = asyncio.Event()
         # Twice the broker's in-flight window: room for a reconnect's redeliveries.
         self.queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=2 * cfg.mqtt.receive_maximum)
-        self._db_ready = False
-        self._db_lock = asyncio.Lock()
-        self._influx: InfluxV1Writer | None = None
+        self._store: Store | None = None
         self._source: MqttSource | None = None
 
     @property
-    def influx(self) -> InfluxV1Writer:
-        assert self._influx is not None
-        return self._influx
+    def store(self) -> Store:
+        assert self._store is not None
+        return self._store
 
     @property
     def source(self) -> MqttSource:
@@ -129,7 +115,14 @@ class Collector:
             password=password,
             timeout=icfg.timeout,
         ) as influx:
-            self._influx = influx
+            self._store = Store(
+                influx=influx,
+                spool=self.spool,
+                dead_letter=self.dead_letter,
+                counters=self.counters,
+                stop=self.stop,
+                spool_after=self.cfg.spool.after,
+            )
             try:
                 await asyncio.to_thread(self.spool.open)
             except SpoolError as exc:
@@ -158,7 +151,7 @@ class Collector:
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._consume(), name="consume")
                         tg.create_task(self._self_metrics(), name="self-metrics")
-                        tg.create_task(self._drain_spool(), name="drain-spool")
+                        tg.create_task(self.store.drain_spool(), name="drain-spool")
                         tg.create_task(self._reconcile(), name="reconcile")
                 finally:
                     await self.source.close()
@@ -289,9 +282,9 @@ class Collector:
     async def _flush(self, pending: list[Pending]) -> None:
         """Store the points of ``pending`` and then ack all of it, in arrival order."""
         try:
-            await self._store([p for p in pending if p.lines])
+            await self._write_entries([p for p in pending if p.lines])
             await self._sync_dead_letters(pending)
-        except _GaveUp:
+        except GaveUp:
             unacked = sum(1 for p in pending if p.lines)
             log.warning("stopping with %d messages unwritten; left unacked for the broker to redeliver", unacked)
             await self._sync_dead_letters(pending)
@@ -299,7 +292,7 @@ class Collector:
             return
         self.source.ack([p.msg for p in pending if p.ack])
 
-    async def _store(self, entries: list[Pending]) -> None:
+    async def _write_entries(self, entries: list[Pending]) -> None:
         """Write entries' points; dead-letter the messages InfluxDB refuses.
 
         A refused batch is split in halves until each refusal is pinned to one message:
@@ -310,7 +303,7 @@ class Collector:
             return
         lines = [line for e in entries for line in e.lines]
         try:
-            await self._write_or_spool(lines)
+            await self.store.write(lines)
         except InfluxRejected as exc:
             if len(entries) == 1:
                 entry = entries[0]
@@ -320,114 +313,9 @@ class Collector:
                 return
             log.info("InfluxDB refused a batch of %d messages; splitting it to find the bad ones", len(entries))
             half = len(entries) // 2
-            await self._store(entries[:half])
-            await self._store(entries[half:])
+            await self._write_entries(entries[:half])
+            await self._write_entries(entries[half:])
             return
-
-    async def _write_or_spool(self, lines: list[bytes]) -> None:
-        """Store ``lines`` durably: in InfluxDB, or in the spool while InfluxDB is away."""
-        spool_after: float | None = self.cfg.spool.after
-        if not self.influx_ok and self.spool.points and self.spool.has_room():
-            spool_after = 0.0  # InfluxDB is known to be away: don't make this batch wait too
-        while True:
-            try:
-                await self._write_retrying(lines, spool_after=spool_after)
-            except _SpoolIt:
-                try:
-                    await asyncio.to_thread(self.spool.add, lines)
-                except SpoolError as exc:
-                    log.error("%s; keeping the points and retrying InfluxDB", exc)
-                    spool_after = None
-                    continue
-                self.counters.spooled += seqlog.readings_in(lines)
-                self._spooled.set()
-                return
-            self.counters.points_written += seqlog.readings_in(lines)
-            self.counters.last_write_time = time.time()
-            return
-
-    async def _write_retrying(self, lines: list[bytes], *, spool_after: float | None = None) -> None:
-        """Write until it works; raise InfluxRejected, _GaveUp when stopping, or _SpoolIt
-        once InfluxDB has been away for ``spool_after`` seconds and the spool has room."""
-        delay = BACKOFF_MIN
-        started = time.monotonic()
-        while True:
-            if spool_after == 0.0 and self.spool.has_room():
-                raise _SpoolIt
-            try:
-                await self._ensure_database()
-                await self.influx.write(lines)
-            except InfluxUnavailable as exc:
-                self.counters.write_errors += 1
-                self._influx_down()
-                if exc.status == 404:  # database not found: create it next time
-                    self._db_ready = False
-                if spool_after is not None and time.monotonic() - started >= spool_after and self.spool.has_room():
-                    log.warning("%s; spooling %d points to %s until it is back", exc, len(lines), self.spool.path)
-                    raise _SpoolIt from None
-                if self.stop.is_set():
-                    log.warning("%s; not retrying: stopping", exc)
-                    raise _GaveUp from None
-                log.warning("%s; keeping %d points, retrying in %.1f s", exc, len(lines), delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
-                delay = min(delay * 2, BACKOFF_MAX)
-                continue
-            except InfluxRejected:
-                self.counters.write_errors += 1
-                self._influx_up()
-                raise
-            self._influx_up()
-            return
-
-    async def _drain_spool(self) -> None:
-        """Write the spool back to InfluxDB, oldest first, whenever it holds something."""
-        delay = BACKOFF_MIN
-        while not self.stop.is_set():
-            chunk = await asyncio.to_thread(self.spool.oldest) if self.spool.points else None
-            if chunk is None:
-                self._spooled.clear()
-                await first_of(self._spooled.wait(), self.stop.wait())
-                continue
-            chunk_id, lines = chunk
-            try:
-                await self._ensure_database()
-                await self.influx.write(lines)
-            except InfluxUnavailable:
-                self._influx_down()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
-                delay = min(delay * 2, BACKOFF_MAX)
-                continue
-            except InfluxRejected as exc:
-                log.warning("InfluxDB refused spooled points (%s); finding the bad lines", exc)
-                await self._write_lines_one_by_one(lines)
-                await asyncio.to_thread(self.dead_letter.sync)
-            else:
-                self.counters.points_written += seqlog.readings_in(lines)
-                self.counters.last_write_time = time.time()
-                self._influx_up()
-            delay = BACKOFF_MIN
-            await asyncio.to_thread(self.spool.delete, chunk_id)
-            if not self.spool.points:
-                log.info("spool %s is empty: everything it held is in InfluxDB", self.spool.path)
-
-    async def _write_lines_one_by_one(self, lines: list[bytes]) -> None:
-        """Spooled lines InfluxDB refused as a chunk: write the good ones, dead-letter the rest."""
-        for line in lines:
-            try:
-                await self._write_retrying([line])
-            except InfluxRejected as exc:
-                self.counters.rejected += 1
-                await asyncio.to_thread(
-                    self.dead_letter.append,
-                    topic="spool",
-                    reason=f"rejected by InfluxDB: {exc}",
-                    payload=line,
-                    now=time.time(),
-                )
-            else:
-                self.counters.points_written += seqlog.readings_in([line])
 
     async def _reconcile(self) -> None:
         """Every ``reconcile_interval``, count what is missing from the shared seq ledger."""
@@ -436,7 +324,7 @@ class Collector:
                 await asyncio.wait_for(self.stop.wait(), self.cfg.reconcile_interval)
                 return
             try:
-                ledger = await seqlog.reconcile(self.influx)
+                ledger = await seqlog.reconcile(self.store.influx)
             except (InfluxUnavailable, InfluxRejected) as exc:
                 log.debug("seq ledger not read: %s", exc)
                 continue
@@ -455,38 +343,16 @@ class Collector:
             self.ledger, self.ledger_time = ledger, time.time()
             self.counters.missing = sum(a.missing for a in ledger.values())
             try:
-                stale = await presence.stale_lines(self.influx, stale_after=self.cfg.stale_after, already=self._stale)
+                stale = await presence.stale_lines(
+                    self.store.influx, stale_after=self.cfg.stale_after, already=self._stale
+                )
                 if stale:
-                    await self.influx.write(stale)
+                    await self.store.influx.write(stale)
                     log.warning(
                         "%d agents silent for over %.0f s: their devices are unknown", len(stale), self.cfg.stale_after
                     )
             except (InfluxUnavailable, InfluxRejected) as exc:
                 log.debug("stale agents not marked: %s", exc)
-
-    async def _ensure_database(self) -> None:
-        if self._db_ready:
-            return
-        async with self._db_lock:
-            if self._db_ready:
-                return
-            try:
-                await self.influx.ensure_database()
-            except InfluxRejected as exc:
-                log.warning("cannot create database %s (%s); assuming it exists", self.influx.database, exc)
-            except InfluxUnavailable as exc:
-                if exc.status not in (401, 403):
-                    raise
-                log.warning("not allowed to create database %s (%s); assuming it exists", self.influx.database, exc)
-            self._db_ready = True
-
-    def _influx_up(self) -> None:
-        if not self.influx_ok:
-            log.info("InfluxDB %s is writable", self.influx.url)
-        self.influx_ok = True
-
-    def _influx_down(self) -> None:
-        self.influx_ok = False
 
     # self-metrics ---------------------------------------------------------------
 
@@ -517,17 +383,7 @@ class Collector:
         return lineproto.line(SELF_MEASUREMENT, {"collector": self.client_id}, fields, time.time_ns() // 1_000_000)
 
     async def _write_self_metrics(self) -> None:
-        try:
-            await self._ensure_database()
-            await self.influx.write([self.self_metrics_line()])
-        except InfluxUnavailable as exc:
-            if self.influx_ok:
-                log.warning("%s", exc)
-            self._influx_down()
-        except InfluxRejected as exc:
-            log.warning("InfluxDB refused the collector's own metrics: %s", exc)
-        else:
-            self._influx_up()
+        await self.store.try_write([self.self_metrics_line()], "the collector's own metrics")
 
     # HTTP -----------------------------------------------------------------------
 
@@ -535,7 +391,8 @@ class Collector:
         source = self._source
         mqtt_connected = bool(source and source.connected)
         subscribed = bool(source and source.subscribed)
-        ok = mqtt_connected and subscribed and self.influx_ok
+        influx_ok = self._store is not None and self._store.ok
+        ok = mqtt_connected and subscribed and influx_ok
         counters = self.counters.as_json()
         counters["stale_acks"] = source.stale_acks if source else 0
         return {
@@ -543,7 +400,7 @@ class Collector:
             "client_id": self.client_id,
             "mqtt_connected": mqtt_connected,
             "mqtt_subscribed": subscribed,
-            "influx_ok": self.influx_ok,
+            "influx_ok": influx_ok,
             "queue_depth": self.queue.qsize(),
             "spool": {"points": self.spool.points, "bytes": self.spool.bytes, "path": str(self.spool.path)},
             "counters": counters,
