@@ -21,6 +21,8 @@ lint: deps
 bench:
 	@WITH_BENCH=1 bash scripts/install-deps.sh
 	$(PY) bench/snmp_poll.py
+	$(PY) bench/collector_ingest.py --points 60000 --runs 3
+	$(PY) bench/camera_poll.py --cameras 200 --interval 60 --duration 150 --runs 3
 
 clean:
 	rm -rf run .pytest_cache
