@@ -150,6 +150,10 @@ class Outbox(SqliteFile):
     def _enforce_bounds(self, now_ms: int, *, keep: int) -> None:
         """Delete the oldest batches (never ``keep``) while over max_bytes or max_age."""
         too_old = now_ms - int(self.max_age * 1000)
+        if self._bytes <= self.max_bytes:
+            row = self.db.execute("SELECT created_ms FROM batches ORDER BY seq LIMIT 1").fetchone()
+            if row is None or row[0] >= too_old:
+                return  # the common case: within both bounds
         batches = readings = 0
         while True:
             rows = self.db.execute(
