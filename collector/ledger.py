@@ -140,6 +140,7 @@ class DeadLetter:
                 self._file = self.path.open("ab")
                 self._size = 0
             self._file.write(data)
+            self._file.flush()  # visible to `tail -f` at once; durable at the next sync()
             self._size += len(data)
             self._dirty = True
 
@@ -149,7 +150,6 @@ class DeadLetter:
 
     def _sync(self) -> None:
         if self._file is not None and self._dirty:
-            self._file.flush()
             os.fsync(self._file.fileno())
             self._dirty = False
 

@@ -29,12 +29,13 @@ MEASUREMENT: Final = "wardwatch_batch"
 _SAFE = re.compile(wire.NAME_PATTERN)
 
 
-_PREFIX: Final = MEASUREMENT.encode() + b","
+# The collector's own bookkeeping points: this ledger and presence.MEASUREMENT.
+_NOT_READINGS: Final = (MEASUREMENT.encode() + b",", b"agent_status,")
 
 
 def readings_in(lines: list[bytes]) -> int:
-    """How many of ``lines`` are readings, not ledger points."""
-    return sum(1 for line in lines if not line.startswith(_PREFIX))
+    """How many of ``lines`` are agents' readings, not the collector's bookkeeping points."""
+    return sum(1 for line in lines if not line.startswith(_NOT_READINGS))
 
 
 class Queryable(Protocol):
