@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import wait_for, write_yaml
-from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, script, start_snmpsim
+from tests.snmp_pipeline import WARD, pipeline
+from tests.util import wait_for
+from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services
 
 INTERVAL = 2.0
-WARD = "cam-pho"
 DASHBOARDS = Path(__file__).parent.parent / "dashboards"
 
 
@@ -41,34 +41,20 @@ def _switch(run_dir: Path, spec: SwitchSpec) -> Service:
 def fleet(tmp_path: Path, mosquitto: Service, influx: InfluxService, database: str, unique: str) -> Iterator[Fleet]:
     specs = {name: SwitchSpec(name=name, ports=ports, seed=7) for name, ports in (("sw-a", 24), ("sw-b", 48))}
     sims = {name: _switch(tmp_path, spec) for name, spec in specs.items()}
-    agent_cfg = write_yaml(tmp_path / "agent.yaml", {
-        "agent": {"id": f"agent-{unique}", "ward": WARD},
-        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
-        "outbox": {"path": str(tmp_path / "outbox.db")},
-        "self_interval": "5s",
-        "auth": {"v2c-public": {"snmp": {"version": "2c", "community": "public"}}},
-        "devices": [
-            {"id": name, "kind": "switch", "host": "127.0.0.1", "port": sims[name].port,
-             "auth": "v2c-public", "interval": f"{INTERVAL}s", "timeout": "0.5s", "retries": 0,
-             # A killed simulator stands for a dead switch; 127.0.0.1 itself would still answer pings.
-             "icmp": False}
-            for name in specs
-        ],
-    })
-    collector_cfg = write_yaml(tmp_path / "collector.yaml", {
-        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
-        "influx": {"api": "v1", "url": influx.url, "database": database, "flush_interval": "0.2s"},
-        "http": {"host": "127.0.0.1", "port": free_port()},
-        "dead_letter": {"path": str(tmp_path / "dead-letter.jsonl")},
-    })
-    collector = script("wardwatch-collector", ["run", "-c", str(collector_cfg)], run_dir=tmp_path / "collector")
-    agent = script("wardwatch-agent", ["run", "-c", str(agent_cfg)], run_dir=tmp_path / "agent")
-    collector.start()
-    agent.start()
+    devices = [
+        {"id": name, "kind": "switch", "host": "127.0.0.1", "port": sims[name].port,
+         "auth": "v2c-public", "interval": f"{INTERVAL}s", "timeout": "0.5s", "retries": 0,
+         # A killed simulator stands for a dead switch; 127.0.0.1 itself would still answer pings.
+         "icmp": False}
+        for name in specs
+    ]
     try:
-        yield Fleet(specs, sims, agent, collector, database)
+        with pipeline(tmp_path, mosquitto=mosquitto, influx=influx, database=database, agent_id=f"agent-{unique}",
+                      auth={"v2c-public": {"snmp": {"version": "2c", "community": "public"}}},
+                      devices=devices) as (agent, collector):
+            yield Fleet(specs, sims, agent, collector, database)
     finally:
-        for svc in (agent, collector, *sims.values()):
+        for svc in sims.values():
             svc.stop()
 
 
