@@ -165,7 +165,7 @@ class Readings:
 
 
 def run_once(n: int, interval: float, duration: float, warmup: float, work: Path) -> dict[str, Any]:
-    from wardwatch.services import start_mosquitto
+    from wardwatch.simulators.lab import start_mosquitto
 
     mosq = start_mosquitto(work)
     sim = agent = base = None

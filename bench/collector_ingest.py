@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from wardwatch import wire
 from wardwatch.collector import lineproto
-from wardwatch.services import InfluxService, Service, free_port, script, start_influxdb, start_mosquitto
+from wardwatch.simulators.lab import InfluxService, Service, free_port, script, start_influxdb, start_mosquitto
 
 READINGS_PER_BATCH = 26
 DEADLINE = 300.0

@@ -35,11 +35,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from wardwatch.agent.app import Poller
-from wardwatch.agent.config import AgentConfig
-from wardwatch.agent.snmp import Table, Times
-from wardwatch.agent.switch import SwitchState
-from wardwatch.services import Service, SnmpsimAgent, find_binary, free_port, start_snmpd, start_snmpsim
+from wardwatch.agent.core.app import Poller
+from wardwatch.agent.core.config import AgentConfig
+from wardwatch.agent.snmp.client import Table, Times
+from wardwatch.agent.snmp.device import SwitchState
+from wardwatch.simulators.lab import Service, SnmpsimAgent, find_binary, free_port, start_snmpd, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 IF_TABLE, IFX_TABLE = "1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"

@@ -14,4 +14,4 @@ ln -s "$top/collector" "$tree/wardwatch/collector"
 ln -s "$top/simulators" "$tree/wardwatch/simulators"
 cd "$tree"
 "$top/.venv/bin/mypy" --config-file "$top/pyproject.toml" --cache-dir "$top/.mypy_cache" \
-    -p wardwatch.agent -p wardwatch.collector -p wardwatch.simulators -m wardwatch.wire -m wardwatch.config -m wardwatch.mqtt -m wardwatch.aio -m wardwatch.services -m wardwatch.sqlite
+    -p wardwatch.agent -p wardwatch.collector -p wardwatch.simulators -m wardwatch.wire -m wardwatch.config -m wardwatch.mqtt -m wardwatch.aio -m wardwatch.sqlite

@@ -19,10 +19,10 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from wardwatch.services import ServiceError, SnmpsimAgent, start_snmpsim
 from wardwatch.simulators import demo
 from wardwatch.simulators.aps import VENDORS, ApSpec, render_ap, write_many
 from wardwatch.simulators.camera import cli as camera_cli
+from wardwatch.simulators.lab import ServiceError, SnmpsimAgent, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 

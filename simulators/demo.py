@@ -1,7 +1,7 @@
 """``wardwatch-sim demo``: the whole Hội An pipeline as real processes, in the foreground.
 
 Mosquitto, InfluxDB and one snmpsim (13 ward switches and their Wi-Fi APs) come from
-wardwatch.services; one ``wardwatch-sim cameras`` (every street camera of the city),
+wardwatch.simulators.lab; one ``wardwatch-sim cameras`` (every street camera of the city),
 13 ``wardwatch-agent run`` and one ``wardwatch-collector run`` are started beside them.
 Every process is stopped by PID on Ctrl-C, SIGTERM or the end of ``--duration``:
 agents first, then the collector, then the services.
@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wardwatch.services import (
+from wardwatch.simulators.fleet import CAMERA_PASSWORD, CAMERA_USER, WARDS, Fleet, camera_count, write_fleet
+from wardwatch.simulators.lab import (
     InfluxService,
     Service,
     ServiceError,
@@ -31,7 +32,6 @@ from wardwatch.services import (
     start_mosquitto,
     start_snmpsim,
 )
-from wardwatch.simulators.fleet import CAMERA_PASSWORD, CAMERA_USER, WARDS, Fleet, camera_count, write_fleet
 
 DATABASE = "wardwatch"
 PROGRESS_EVERY_S = 15.0

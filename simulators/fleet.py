@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from wardwatch.services import free_port
 from wardwatch.simulators.aps import ApSpec, render_ap, write_many
+from wardwatch.simulators.lab import free_port
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 # (id, display name, ports on the core switch). The town-centre wards get 48 ports.

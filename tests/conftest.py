@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wardwatch.services import InfluxService, Service, start_influxdb, start_mosquitto
+from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, start_mosquitto
 
 
 @pytest.fixture(scope="session")

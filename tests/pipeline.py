@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.util import wait_for, write_yaml
-from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, script, start_snmpsim
+from wardwatch.simulators.lab import InfluxService, Service, SnmpsimAgent, free_port, script, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.util import write_yaml
-from wardwatch.services import InfluxService, Service, free_port, script
+from wardwatch.simulators.lab import InfluxService, Service, free_port, script
 
 WARD = "cam-pho"
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.util import BIN
-from wardwatch.agent.config import load_config
+from wardwatch.agent.core.config import load_config
 from wardwatch.config import ConfigError
 
 GOOD = {

@@ -10,7 +10,7 @@ import pytest
 from tests.test_outbox_publisher import Listener
 from tests.util import wait_for, write_yaml
 from wardwatch import wire
-from wardwatch.services import Service, script
+from wardwatch.simulators.lab import Service, script
 
 pytestmark = pytest.mark.services
 WARD = "cam-an"

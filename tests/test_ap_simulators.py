@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.aps import VENDORS, ApSpec, render_ap, write_many
+from wardwatch.simulators.lab import Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services

@@ -21,7 +21,7 @@ def loaded_after_import(module: str) -> set[str]:
 
 @pytest.mark.parametrize(("module", "forbidden"), [
     # The agent loads aiohttp (the ONVIF stack) only when it has cameras to poll or probe.
-    ("wardwatch.agent.cli", {"aiohttp", "zeep", "onvif", "wardwatch.collector", "snmpsim"}),
+    ("wardwatch.agent.core.cli", {"aiohttp", "zeep", "onvif", "wardwatch.collector", "snmpsim"}),
     ("wardwatch.collector.cli", {"pysnmp", "wardwatch.agent", "snmpsim"}),
     ("wardwatch.wire", {"wardwatch.agent", "wardwatch.collector", "pydantic", "paho"}),
 ])

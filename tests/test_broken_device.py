@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.util import BIN, write_yaml
-from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
+from wardwatch.simulators.lab import Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services

@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.pipeline import Collector
 from tests.util import wait_for, write_yaml
 from wardwatch import wire
-from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, script, start_snmpsim
+from wardwatch.simulators.lab import InfluxService, Service, SnmpsimAgent, free_port, script, start_snmpsim
 from wardwatch.simulators.snmprec import PETH_PORT, SwitchSpec, render
 
 pytestmark = pytest.mark.services

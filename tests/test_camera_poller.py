@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from wardwatch.agent.camera import CameraPoller, CameraPollResult, CameraSession
-from wardwatch.agent.camera_state import PortStates
-from wardwatch.agent.config import AgentConfig
+from wardwatch.agent.camera.poll import CameraPoller, CameraPollResult, CameraSession
+from wardwatch.agent.core.config import AgentConfig
+from wardwatch.agent.core.ports import PortStates
 from wardwatch.simulators.camera import CameraFleet
 from wardwatch.wire import Reading
 

@@ -10,12 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from wardwatch.agent.camera_digest import Challenge, DigestError, authorization, parse_challenges, pick
-from wardwatch.agent.camera_events import CameraEvent, EventCounts, classify, parse_message
-from wardwatch.agent.camera_state import Facts, FrozenDetector, PortStates, assess
-from wardwatch.agent.config import AgentConfig, check
-from wardwatch.agent.onvif_client import parse_clock, parse_profiles
-from wardwatch.agent.rtsp import parse_sdp, split_url
+from wardwatch.agent.camera.digest import Challenge, DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.camera.events import CameraEvent, EventCounts, classify, parse_message
+from wardwatch.agent.camera.onvif import parse_clock, parse_profiles
+from wardwatch.agent.camera.rtsp import parse_sdp, split_url
+from wardwatch.agent.camera.state import Facts, FrozenDetector, assess
+from wardwatch.agent.core.config import AgentConfig, check
+from wardwatch.agent.core.ports import PortStates
 from wardwatch.wire import Reading
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.util import BIN, wait_for, write_yaml
-from wardwatch.services import Service, SnmpsimAgent, free_port, script, start_snmpsim
 from wardwatch.simulators.aps import ApSpec, render_ap, write_many
+from wardwatch.simulators.lab import Service, SnmpsimAgent, free_port, script, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services

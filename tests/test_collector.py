@@ -27,7 +27,7 @@ from wardwatch.collector import lineproto
 from wardwatch.collector.config import load_config
 from wardwatch.collector.ledger import DeadLetter, SeqTracker
 from wardwatch.config import ConfigError
-from wardwatch.services import InfluxService, Service, free_port, start_influxdb, start_mosquitto
+from wardwatch.simulators.lab import InfluxService, Service, free_port, start_influxdb, start_mosquitto
 
 T0 = 1_764_201_600_000  # 2025-11-27T00:00:00Z, in ms
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wardwatch.agent.config import load_config as load_agent
+from wardwatch.agent.core.config import load_config as load_agent
 from wardwatch.collector.config import load_config as load_collector
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -49,7 +49,7 @@ def test_the_shipped_broker_config_sets_its_queue_limits() -> None:
 
 
 def test_secret_file_keys_are_only_the_secret_fields() -> None:
-    from wardwatch.agent.config import AgentConfig
+    from wardwatch.agent.core.config import AgentConfig
     from wardwatch.collector.config import CollectorConfig
     from wardwatch.config import secret_fields
 

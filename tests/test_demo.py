@@ -14,8 +14,8 @@ import pytest
 
 from tests.test_e2e import dashboard_queries
 from tests.util import BIN, wait_for
-from wardwatch.services import InfluxService
 from wardwatch.simulators.fleet import CAMERAS_IN_AGENTS, WARDS
+from wardwatch.simulators.lab import InfluxService
 
 pytestmark = pytest.mark.services
 

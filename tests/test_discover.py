@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from tests.util import BIN, write_yaml
-from wardwatch.agent.config import load_config
-from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
+from wardwatch.agent.core.config import load_config
 from wardwatch.simulators.aps import ApSpec, render_ap
+from wardwatch.simulators.lab import Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.util import BIN, write_yaml
-from wardwatch.agent.config import load_config
+from wardwatch.agent.core.config import load_config
 
 PASSWORD = "Cam12345"
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.snmp_pipeline import WARD, pipeline
 from tests.util import wait_for
-from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
+from wardwatch.simulators.lab import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services

@@ -18,7 +18,7 @@ from tests.pipeline import Collector
 from tests.test_collector import Publisher
 from tests.util import wait_for
 from wardwatch import wire
-from wardwatch.services import InfluxService, Service
+from wardwatch.simulators.lab import InfluxService, Service
 
 pytestmark = pytest.mark.services
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.util import write_yaml
-from wardwatch.agent import icmp
-from wardwatch.agent.app import Poller
-from wardwatch.agent.config import load_config
-from wardwatch.agent.icmp import Pinger, PingResult, combine
-from wardwatch.agent.switch import SwitchState
+from wardwatch.agent.core import icmp
+from wardwatch.agent.core.app import Poller
+from wardwatch.agent.core.config import load_config
+from wardwatch.agent.core.icmp import Pinger, PingResult, combine
+from wardwatch.agent.snmp.device import SwitchState
 
 
 async def test_loopback_answers_with_a_small_rtt_and_no_loss() -> None:
@@ -27,7 +27,7 @@ def test_a_system_that_forbids_icmp_gets_one_clear_line(monkeypatch: pytest.Monk
     monkeypatch.setattr(icmp, "_can_open", lambda kind: False)  # neither socket kind may be opened
     pinger = Pinger()
     assert not pinger.available
-    (record,) = [r for r in caplog.records if r.name == "wardwatch.agent.icmp"]
+    (record,) = [r for r in caplog.records if r.name == "wardwatch.agent.core.icmp"]
     assert "net.ipv4.ping_group_range" in record.getMessage() and "CAP_NET_RAW" in record.getMessage()
 
 

@@ -13,10 +13,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from wardwatch import wire
-from wardwatch.agent.outbox import Outbox
-from wardwatch.agent.publisher import Publisher
+from wardwatch.agent.core.outbox import Outbox
+from wardwatch.agent.core.publisher import Publisher
 from wardwatch.config import MqttSection
-from wardwatch.services import Service, start_mosquitto
+from wardwatch.simulators.lab import Service, start_mosquitto
 
 WARD = "cam-pho"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wardwatch.agent.evaluate import evaluate
-from wardwatch.agent.profiles import BUILTIN_DIR, ProfileError, load_catalog, load_file
+from wardwatch.agent.snmp.evaluate import evaluate
+from wardwatch.agent.snmp.profiles import BUILTIN_DIR, ProfileError, load_catalog, load_file
 
 UNIFI_PROBE = "1.3.6.1.4.1.41112.1.6.3.3.0"
 

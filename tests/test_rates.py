@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wardwatch.agent.rates import Counter, IfSample, InterfaceRates, counter_delta, is_reboot
+from wardwatch.agent.snmp.rates import Counter, IfSample, InterfaceRates, counter_delta, is_reboot
 
 GBIT = 1000.0
 

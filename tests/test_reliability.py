@@ -25,7 +25,7 @@ from tests.pipeline import Collector, agent_process, ledger_count, outbox_state,
 from tests.util import BIN, wait_for
 from wardwatch.collector.influx import InfluxV1Writer
 from wardwatch.collector.uptime import DeviceUptime, device_uptime
-from wardwatch.services import InfluxService, Service, start_influxdb, start_mosquitto
+from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, start_mosquitto
 
 pytestmark = pytest.mark.services
 

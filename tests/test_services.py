@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from wardwatch.services import (
+from wardwatch.simulators.lab import (
     Service,
     ServiceError,
     SnmpsimAgent,

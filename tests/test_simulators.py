@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wardwatch.services import Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators import cli
 from wardwatch.simulators.fleet import WARDS, write_fleet
+from wardwatch.simulators.lab import Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
@@ -126,7 +126,7 @@ def test_cli_writes_the_same_recording(tmp_path: Path) -> None:
 
 
 def test_fleet_writes_13_valid_agent_configs(tmp_path: Path) -> None:
-    from wardwatch.agent.config import load_config
+    from wardwatch.agent.core.config import load_config
 
     fleet = write_fleet(tmp_path, mqtt_port=1999, influx_url="http://127.0.0.1:8999", http_port=8998)
     assert [w.ward for w in fleet.wards] == [w for w, _, _ in WARDS]

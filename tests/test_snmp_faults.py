@@ -11,8 +11,8 @@ import pytest
 
 from tests.snmp_pipeline import pipeline
 from tests.util import wait_for
-from wardwatch.services import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.aps import write_many
+from wardwatch.simulators.lab import InfluxService, Service, SnmpsimAgent, free_port, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
 pytestmark = pytest.mark.services

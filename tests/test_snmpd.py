@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.util import BIN, write_yaml
-from wardwatch.agent.app import Poller
-from wardwatch.agent.config import load_config
-from wardwatch.agent.switch import SwitchState
-from wardwatch.services import Service, start_snmpd
+from wardwatch.agent.core.app import Poller
+from wardwatch.agent.core.config import load_config
+from wardwatch.agent.snmp.device import SwitchState
+from wardwatch.simulators.lab import Service, start_snmpd
 
 pytestmark = pytest.mark.services
 

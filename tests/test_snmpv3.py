@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.util import BIN, write_yaml
-from wardwatch.services import Service, _snmpget_ok, find_binary, free_port
+from wardwatch.simulators.lab import Service, _snmpget_ok, find_binary, free_port
 
 pytestmark = pytest.mark.services
 
@@ -90,9 +90,9 @@ def test_wrong_sha256_key_is_auth_and_the_other_device_still_answers(
 
 
 async def test_wrong_key_is_auth_in_device_status_too(tmp_path: Path, two_snmpds: tuple[Service, Service]) -> None:
-    from wardwatch.agent.app import Poller
-    from wardwatch.agent.config import load_config
-    from wardwatch.agent.switch import SwitchState
+    from wardwatch.agent.core.app import Poller
+    from wardwatch.agent.core.config import load_config
+    from wardwatch.agent.snmp.device import SwitchState
 
     check(tmp_path, *two_snmpds, key_a="not-the-key-A")  # writes the config
     cfg = load_config(tmp_path / "agent.yaml")

@@ -32,12 +32,13 @@ from typing import Protocol
 
 import aiohttp
 
-from wardwatch.agent import rtsp, snapshot
-from wardwatch.agent.camera_events import CLASSES, CameraEvent, EventCounts, PullPoint
-from wardwatch.agent.camera_state import Facts, FrozenDetector, PortStates, assess
-from wardwatch.agent.config import AgentConfig, CameraOptions, DeviceConfig
-from wardwatch.agent.errors import DeviceAuthError, DeviceError, DeviceTimeout, DeviceUnreachable
-from wardwatch.agent.onvif_client import DeviceInfo, NoSnapshotUri, OnvifClient, ProfileInfo
+from wardwatch.agent.camera import rtsp, snapshot
+from wardwatch.agent.camera.events import CLASSES, CameraEvent, EventCounts, PullPoint
+from wardwatch.agent.camera.onvif import DeviceInfo, NoSnapshotUri, OnvifClient, ProfileInfo
+from wardwatch.agent.camera.state import Facts, FrozenDetector, assess
+from wardwatch.agent.core.config import AgentConfig, CameraOptions, DeviceConfig
+from wardwatch.agent.core.errors import DeviceAuthError, DeviceError, DeviceTimeout, DeviceUnreachable
+from wardwatch.agent.core.ports import PortStates
 from wardwatch.wire import Reading
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from wardwatch import wire
-from wardwatch.agent.outbox import Outbox
+from wardwatch.agent.core.outbox import Outbox
 from wardwatch.aio import first_of
 from wardwatch.config import MqttSection
 from wardwatch.mqtt import describe, make_client

@@ -21,14 +21,14 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from wardwatch import wire
-from wardwatch.agent.config import AgentConfig, DeviceConfig
-from wardwatch.agent.icmp import Pinger
-from wardwatch.agent.outbox import Outbox
+from wardwatch.agent.core.config import AgentConfig, DeviceConfig
+from wardwatch.agent.core.icmp import Pinger
+from wardwatch.agent.core.outbox import Outbox
 from wardwatch.wire import Reading
 
 if TYPE_CHECKING:
-    from wardwatch.agent.camera import CameraPoller, CameraPollResult
-    from wardwatch.agent.camera_events import CameraEvent
+    from wardwatch.agent.camera.events import CameraEvent
+    from wardwatch.agent.camera.poll import CameraPoller, CameraPollResult
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def camera_poller(cfg: AgentConfig, *, pinger: Pinger) -> AsyncIterator[Ca
     if not any(d.kind == "camera" for d in cfg.devices):
         yield None
         return
-    from wardwatch.agent.camera import CameraPoller  # heavy: only agents with cameras pay for it
+    from wardwatch.agent.camera.poll import CameraPoller  # heavy: only agents with cameras pay for it
 
     async with CameraPoller(cfg, icmp=pinger.ping if pinger.available else None) as poller:
         yield poller

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from wardwatch.agent.camera_digest import DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.camera.digest import DigestError, authorization, parse_challenges, pick
 
 MAX_BYTES = 16 * 1024 * 1024
 JPEG_MAGIC = b"\xff\xd8"

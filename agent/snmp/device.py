@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardwatch.agent.errors import DeviceNoSuchObject, DeviceProtocolError
-from wardwatch.agent.evaluate import evaluate
-from wardwatch.agent.profiles import Catalog, ProfileError, Resolved, builtin_catalog, source_columns
-from wardwatch.agent.rates import Counter, IfSample, InterfaceRates
-from wardwatch.agent.snmp import SnmpSession, Table, Times
+from wardwatch.agent.core.errors import DeviceNoSuchObject, DeviceProtocolError
+from wardwatch.agent.snmp.client import SnmpSession, Table, Times
+from wardwatch.agent.snmp.evaluate import evaluate
+from wardwatch.agent.snmp.profiles import Catalog, ProfileError, Resolved, builtin_catalog, source_columns
+from wardwatch.agent.snmp.rates import Counter, IfSample, InterfaceRates
 from wardwatch.wire import Kind, Reading
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardwatch.agent.errors import DeviceError, DeviceProtocolError, DeviceTimeout
-from wardwatch.agent.onvif_client import PULLPOINT_NS, OnvifClient, Unsupported
+from wardwatch.agent.camera.onvif import PULLPOINT_NS, OnvifClient, Unsupported
+from wardwatch.agent.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 
 log = logging.getLogger(__name__)
 

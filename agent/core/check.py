@@ -15,13 +15,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wardwatch.agent.app import Poller, PollResult
-from wardwatch.agent.camera_task import camera_poller
-from wardwatch.agent.config import AgentConfig, DeviceConfig
-from wardwatch.agent.switch import SwitchState
+from wardwatch.agent.camera.task import camera_poller
+from wardwatch.agent.core.app import Poller, PollResult
+from wardwatch.agent.core.config import AgentConfig, DeviceConfig
+from wardwatch.agent.snmp.device import SwitchState
 
 if TYPE_CHECKING:
-    from wardwatch.agent.camera import CameraPoller, CameraPollResult
+    from wardwatch.agent.camera.poll import CameraPoller, CameraPollResult
 
 HEADER = ("DEVICE", "KIND", "ADDRESS", "SNMP", "STATUS", "SYSNAME", "PROFILE", "IFS", "CLIENTS", "RTT_MS",
           "POLL_MS", "DETAIL")

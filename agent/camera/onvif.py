@@ -7,7 +7,7 @@ fetched from the network but the camera itself.
 
 Every library error is translated here (STYLE 5): timeouts, refused connections, SOAP
 faults (``ter:NotAuthorized`` is auth), HTTP 401, broken XML. Callers see only
-:class:`~wardwatch.agent.errors.DeviceError` subclasses whose ``reason`` is the error class.
+:class:`~wardwatch.agent.core.errors.DeviceError` subclasses whose ``reason`` is the error class.
 
 The ``onvif`` package is imported lazily (it takes ~0.4 s and configures the root logger
 at import; see :func:`_lib`).
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from wardwatch.agent.errors import (
+from wardwatch.agent.core.errors import (
     DeviceAuthError,
     DeviceError,
     DeviceProtocolError,

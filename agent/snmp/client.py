@@ -30,8 +30,8 @@ from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from pysnmp.smi.error import PySnmpError
 
-from wardwatch.agent.config import DeviceConfig, SnmpAuth
-from wardwatch.agent.errors import (
+from wardwatch.agent.core.config import DeviceConfig, SnmpAuth
+from wardwatch.agent.core.errors import (
     DeviceAuthError,
     DeviceError,
     DeviceProtocolError,

@@ -28,7 +28,9 @@ the config says ``user root``, and snmpsim refuses to run as root unless
 ``SNMPSIM_ALLOW_ROOT=true`` is set.
 
 A service left running when the interpreter exits (a test that crashed before
-its teardown, the demo killed with Ctrl-C) is stopped by an ``atexit`` hook.
+its teardown, the demo killed with Ctrl-C) is stopped by an ``atexit`` hook, registered
+when the first service starts (importing this module registers nothing).
+This is the test and demo lab: no agent or collector imports it.
 
 Only the standard library is used, so that the helpers work before the
 project's optional dependencies are installed.
@@ -143,9 +145,14 @@ def find_binary(name: str) -> str:
 ReadyCheck = Callable[["Service", float], bool]
 
 _LIVE: dict[int, Service] = {}
+_HOOKED: list[bool] = []
 
 
-@atexit.register
+def _hook() -> None:
+    atexit.register(_stop_leftovers)
+    _HOOKED.append(True)
+
+
 def _stop_leftovers() -> None:
     for service in list(_LIVE.values()):
         with contextlib.suppress(Exception):
@@ -212,6 +219,8 @@ class Service:
                 )
             except OSError as exc:
                 raise _error(self, f"cannot execute: {exc}") from exc
+        if not _HOOKED:  # registered at the first start, never at import
+            _hook()
         _LIVE[id(self)] = self
         self._wait_ready()
 
@@ -353,7 +362,7 @@ def start_mosquitto(
     sdir = _service_dir(run_dir, "mosquitto", port)
     conf = sdir / "mosquitto.conf"
     lines = [
-        "# written by wardwatch.services",
+        "# written by wardwatch.simulators.lab",
         "per_listener_settings false",
         f"listener {port} {LOOPBACK}",
         "allow_anonymous true",
@@ -481,7 +490,7 @@ def start_influxdb(run_dir: Path, *, port: int | None = None) -> InfluxService:
     sdir = _service_dir(run_dir, "influxdb", port)
     conf = sdir / "influxdb.conf"
     conf.write_text(
-        f"""# written by wardwatch.services
+        f"""# written by wardwatch.simulators.lab
 reporting-disabled = true
 bind-address = "{LOOPBACK}:{rpc_port}"
 
@@ -567,7 +576,7 @@ def start_snmpd(
     # saves its own state (engine boots, users) and it would overwrite ours.
     conf = sdir / "agent.conf"
     conf.write_text(
-        f"""# written by wardwatch.services
+        f"""# written by wardwatch.simulators.lab
 agentAddress udp:{LOOPBACK}:{port}
 rocommunity {community} {LOOPBACK}
 createUser {v3_user} SHA {v3_auth} AES {v3_priv}

@@ -21,19 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wardwatch.agent.camera_task import CameraTask, camera_poller
-from wardwatch.agent.config import AgentConfig, DeviceConfig
-from wardwatch.agent.errors import DeviceError
-from wardwatch.agent.icmp import Pinger, combine
-from wardwatch.agent.outbox import Outbox
-from wardwatch.agent.profiles import load_catalog
-from wardwatch.agent.publisher import Publisher
-from wardwatch.agent.snmp import Engines, SnmpSession
-from wardwatch.agent.switch import SwitchState, down_reading, poll_switch
+from wardwatch.agent.camera.task import CameraTask, camera_poller
+from wardwatch.agent.core.config import AgentConfig, DeviceConfig
+from wardwatch.agent.core.errors import DeviceError
+from wardwatch.agent.core.icmp import Pinger, combine
+from wardwatch.agent.core.outbox import Outbox
+from wardwatch.agent.core.publisher import Publisher
+from wardwatch.agent.snmp.client import Engines, SnmpSession
+from wardwatch.agent.snmp.device import SwitchState, down_reading, poll_switch
+from wardwatch.agent.snmp.profiles import load_catalog
 from wardwatch.wire import Reading
 
 if TYPE_CHECKING:
-    from wardwatch.agent.camera import CameraPoller
+    from wardwatch.agent.camera.poll import CameraPoller
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from wardwatch.agent import check as check_cmd
-from wardwatch.agent import discover
-from wardwatch.agent.app import PROFILE_PATH_ENV, Agent, Poller
-from wardwatch.agent.config import AgentConfig, load_config
-from wardwatch.agent.outbox import OutboxError
-from wardwatch.agent.profiles import ProfileError, load_catalog
+from wardwatch.agent.core import check as check_cmd
+from wardwatch.agent.core import discover
+from wardwatch.agent.core.app import PROFILE_PATH_ENV, Agent, Poller
+from wardwatch.agent.core.config import AgentConfig, load_config
+from wardwatch.agent.core.outbox import OutboxError
+from wardwatch.agent.snmp.profiles import ProfileError, load_catalog
 from wardwatch.config import ConfigError
 
 PROG = "wardwatch-agent"

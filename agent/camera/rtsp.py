@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from wardwatch.agent.camera_digest import Challenge, DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.camera.digest import Challenge, DigestError, authorization, parse_challenges, pick
 
 USER_AGENT = "wardwatch"
 MAX_HEADER_LINES = 100

@@ -27,16 +27,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from wardwatch.agent import wsdiscovery
-from wardwatch.agent.config import AgentConfig, DeviceConfig
-from wardwatch.agent.errors import DeviceAuthError, DeviceError
-from wardwatch.agent.profiles import Catalog
-from wardwatch.agent.snmp import Engines, SnmpSession
-from wardwatch.agent.switch import SYS_NAME, SwitchState, identify
-from wardwatch.agent.wsdiscovery import ProbeMatch
+from wardwatch.agent.camera import wsdiscovery
+from wardwatch.agent.camera.wsdiscovery import ProbeMatch
+from wardwatch.agent.core.config import AgentConfig, DeviceConfig
+from wardwatch.agent.core.errors import DeviceAuthError, DeviceError
+from wardwatch.agent.snmp.client import Engines, SnmpSession
+from wardwatch.agent.snmp.device import SYS_NAME, SwitchState, identify
+from wardwatch.agent.snmp.profiles import Catalog
 
 if TYPE_CHECKING:  # the ONVIF stack (aiohttp, zeep) loads only when cameras are probed
-    from wardwatch.agent.onvif_client import DeviceInfo
+    from wardwatch.agent.camera.onvif import DeviceInfo
 
 MAX_ADDRESSES = 65_536  # a /16: a bound on one sweep
 
@@ -177,7 +177,7 @@ async def device_info(host: str, port: int, *, cfg: AgentConfig, auths: list[str
                       ) -> tuple[str, DeviceInfo | None, str | None]:
     """(auth name, inventory, error class): each ONVIF profile in turn until one is accepted.
     When none is, the first profile and the last error."""
-    from wardwatch.agent.onvif_client import OnvifClient  # only here: it loads aiohttp and zeep
+    from wardwatch.agent.camera.onvif import OnvifClient  # only here: it loads aiohttp and zeep
 
     error: str | None = None
     for name in auths:

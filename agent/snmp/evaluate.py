@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardwatch.agent.profiles import (
+from wardwatch.agent.snmp.profiles import (
     INT,
     MAX_ROWS,
     METRICS,
