@@ -2,7 +2,7 @@
 snmp_exporter, on the same targets.
 
 Targets: net-snmp's snmpd (the machine's real interfaces) and snmpsim serving a 48-port
-switch. Ours: ``Poller.poll`` with the ``if_mib`` profile (one GET + one multi-column
+switch. Ours: ``SnmpPoller.poll`` with the ``if_mib`` profile (one GET + one multi-column
 GETBULK walk of ifTable/ifXTable, rates, readings), in this process, CPU from
 ``time.process_time``. Baseline: ``snmpbulkwalk -Cr<reps>`` of ifTable and ifXTable (every
 column, so more varbinds per run), CPU of the child processes from ``getrusage``. Both
@@ -35,10 +35,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from wardwatch.agent.core.app import Poller
 from wardwatch.agent.core.config import AgentConfig
+from wardwatch.agent.core.poller import Context
 from wardwatch.agent.snmp.client import Table, Times
-from wardwatch.agent.snmp.device import SwitchState
+from wardwatch.agent.snmp.poller import SnmpPoller
 from wardwatch.simulators.lab import Service, SnmpsimAgent, find_binary, free_port, start_snmpd, start_snmpsim
 from wardwatch.simulators.snmprec import SwitchSpec, render
 
@@ -57,8 +57,10 @@ def config(port: int, reps: int) -> AgentConfig:
 
 def ours(port: int, n_polls: int, reps: int, profile: bool) -> tuple[int, float]:
     cfg = config(port, reps)
-    poller = Poller(cfg)
-    session, state = poller.session(cfg.devices[0]), SwitchState()
+    poller = SnmpPoller(Context.new(cfg))
+    dev = cfg.devices[0]
+    poller.add(dev)
+    session = poller.session(dev)
     received = [0]
     walk, get = session.walk_columns, session.get
 
@@ -78,7 +80,7 @@ def ours(port: int, n_polls: int, reps: int, profile: bool) -> tuple[int, float]
     async def polls(n: int) -> int:
         received[0] = 0
         for _ in range(n):
-            result = await poller.poll(session, state)
+            result = await poller.poll(dev)
             if not result.ok:
                 raise SystemExit(f"poll failed: {result.reason} {result.detail}")
         return received[0]  # the values that came back, as the baseline counts its output lines
@@ -97,7 +99,7 @@ def ours(port: int, n_polls: int, reps: int, profile: bool) -> tuple[int, float]
         return n, time.process_time() - cpu0
 
     n, cpu = asyncio.run(run())
-    poller.close()
+    poller.engines.close()
     return n, cpu
 
 

@@ -169,7 +169,7 @@ def test_cameras_show_their_reason_and_error_class(tmp_path: Path, sim: Service,
     rows = columns(proc.stdout)
     assert rows["sw-hall"]["STATUS"] == "up"
     ok, r401, off, pw = rows["cam-001"], rows["cam-002"], rows["cam-003"], rows["cam-pw"]
-    assert (ok["SNMP"], ok["STATUS"], ok["SYSNAME"]) == ("onvif", "up", "DS-2CD2143G2-I")
+    assert (ok["PROTO"], ok["STATUS"], ok["SYSNAME"]) == ("onvif", "up", "DS-2CD2143G2-I")
     assert float(ok["RTT_MS"]) >= 0
     assert r401["STATUS"] == "rtsp_401" and "401" in r401["DETAIL"]
     assert off["STATUS"] == "offline (refused)"

@@ -8,10 +8,10 @@ import pytest
 
 from tests.util import write_yaml
 from wardwatch.agent.core import icmp
-from wardwatch.agent.core.app import Poller
 from wardwatch.agent.core.config import load_config
 from wardwatch.agent.core.icmp import Pinger, PingResult, combine
-from wardwatch.agent.snmp.device import SwitchState
+from wardwatch.agent.core.poller import Context
+from wardwatch.agent.snmp.poller import SnmpPoller
 
 
 async def test_loopback_answers_with_a_small_rtt_and_no_loss() -> None:
@@ -52,12 +52,11 @@ async def test_device_whose_snmp_is_dead_but_pings_is_up_with_the_reason(tmp_pat
         "devices": [{"id": "ap-mute", "kind": "ap", "host": "127.0.0.1", "port": black_hole, "auth": "v2c",
                      "interval": "2s", "timeout": "0.5s", "retries": 0}],
     }))
-    poller = Poller(cfg)
-    try:
-        state = SwitchState()
-        result = await poller.poll(poller.session(cfg.devices[0]), state)
-    finally:
-        poller.close()
+    dev = cfg.devices[0]
+    async with SnmpPoller(Context.new(cfg)) as poller:
+        poller.add(dev)
+        result = await poller.poll(dev)
+        state = poller.state(dev)
     status = result.readings[0]
     assert not result.ok  # SNMP failed: check and polls_failed count it
     assert (status.fields["up"], status.fields["reason"], status.fields["icmp_up"]) == (1, "snmp_timeout", 1)

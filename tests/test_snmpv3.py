@@ -90,19 +90,17 @@ def test_wrong_sha256_key_is_auth_and_the_other_device_still_answers(
 
 
 async def test_wrong_key_is_auth_in_device_status_too(tmp_path: Path, two_snmpds: tuple[Service, Service]) -> None:
-    from wardwatch.agent.core.app import Poller
     from wardwatch.agent.core.config import load_config
-    from wardwatch.agent.snmp.device import SwitchState
+    from wardwatch.agent.core.poller import Context
+    from wardwatch.agent.snmp.poller import SnmpPoller
 
     check(tmp_path, *two_snmpds, key_a="not-the-key-A")  # writes the config
     cfg = load_config(tmp_path / "agent.yaml")
-    poller = Poller(cfg)
-    try:
-        results = {}
+    results = {}
+    async with SnmpPoller(Context.new(cfg)) as poller:
         for dev in cfg.devices:
-            results[dev.id] = await poller.poll(poller.session(dev), SwitchState())
-    finally:
-        poller.close()
+            poller.add(dev)
+            results[dev.id] = await poller.poll(dev)
     status = {dev: r.readings[0] for dev, r in results.items()}
     assert status["sw-a"].measurement == "device_status"
     # 127.0.0.1 answers ping, so the device is alive but SNMP refuses our key.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wardwatch.agent.core import check as check_cmd
 from wardwatch.agent.core import discover
-from wardwatch.agent.core.app import PROFILE_PATH_ENV, Agent, Poller
+from wardwatch.agent.core.app import PROFILE_PATH_ENV, Agent
 from wardwatch.agent.core.config import AgentConfig, load_config
 from wardwatch.agent.core.outbox import OutboxError
 from wardwatch.agent.snmp.profiles import ProfileError, load_catalog
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ProfileError) as exc:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return 2
-    os.environ[PROFILE_PATH_ENV] = ":".join(str(d) for d in dirs)  # the Agent's Poller reads it
+    os.environ[PROFILE_PATH_ENV] = ":".join(str(d) for d in dirs)  # the SNMP poller reads it
     if args.command == "check":
         return asyncio.run(check(cfg, dirs))
     if args.command == "discover":
@@ -103,11 +103,7 @@ def check_profiles(cfg: AgentConfig, dirs: list[Path]) -> None:
 
 
 async def check(cfg: AgentConfig, dirs: list[Path]) -> int:
-    poller = Poller(cfg, profile_dirs=dirs)
-    try:
-        return await check_cmd.check(cfg, poller)
-    finally:
-        poller.close()
+    return await check_cmd.check(cfg, profile_dirs=dirs)
 
 
 async def run(cfg: AgentConfig) -> int:

@@ -9,18 +9,74 @@ dashboard cell.
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
+
+from wardwatch.wire import Reading
+
 MAX_TAG = 128  # tags: if_name, LLDP names, radio and SSID names
 MAX_FIELD = 256  # text fields: reason, model, firmware, error detail
 MAX_EVENT = 1024  # event data values
+_BREAKS = re.compile(r"[\t\n\r\v\f]+")  # a line break or tab becomes one space
 
 
 def clean(value: str | bytes, *, limit: int = MAX_TAG) -> str:
     """Printable text of at most ``limit`` characters; bytes are read as UTF-8 (bad bytes replaced)."""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
     if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else (" " if ch in "\t\n\r" else "") for ch in text)
+        text = "".join(ch for ch in _BREAKS.sub(" ", text) if ch.isprintable())
     text = text.strip(" \x00")
     if len(text) > limit:
         text = text[:limit]
     return text
 
+
+
+def safe_readings(readings: Sequence[Reading]) -> tuple[list[Reading], int]:
+    """The readings as the wire accepts them, and how many values had to go.
+
+    The last guard before the outbox, whatever a poller missed: a field that is not a
+    finite number or text is removed (a boolean becomes 0/1), text is cleaned and capped,
+    an empty tag is removed, and a reading left with no fields is dropped. Readings that
+    need nothing (nearly all) are passed through as they are."""
+    out: list[Reading] = []
+    removed = 0
+    for r in readings:
+        if _fine(r):
+            out.append(r)
+            continue
+        fields: dict[str, int | float | str] = {}
+        for key, value in r.fields.items():
+            if isinstance(value, bool):
+                fields[key] = int(value)
+            elif isinstance(value, int):
+                fields[key] = value if -(2**63) <= value < 2**63 else float(value)
+            elif isinstance(value, float) and math.isfinite(value):
+                fields[key] = value
+            elif isinstance(value, str):
+                fields[key] = clean(value, limit=MAX_FIELD)
+            else:
+                removed += 1
+        tags = {k: c for k, v in r.tags.items() if isinstance(v, str) and (c := clean(v))}
+        removed += len(r.tags) - len(tags)
+        if fields:
+            out.append(Reading(device=r.device, kind=r.kind, measurement=r.measurement, time_ms=r.time_ms,
+                               fields=fields, tags=tags))
+    return out, removed
+
+
+def _fine(r: Reading) -> bool:
+    for value in r.fields.values():
+        if type(value) is float:
+            if not math.isfinite(value):
+                return False
+        elif type(value) is int:
+            if not -(2**63) <= value < 2**63:
+                return False
+        elif type(value) is str:
+            if len(value) > MAX_FIELD or not value.isprintable():
+                return False
+        else:
+            return False
+    return all(type(v) is str and 0 < len(v) <= MAX_TAG and v.isprintable() for v in r.tags.values())
