@@ -1,7 +1,7 @@
 """``wardwatch-collector``: the collector's command line.
 
     wardwatch-collector run -c FILE [--log-level LEVEL]
-    wardwatch-collector report uptime -c FILE --from TIME --to TIME [--ward W] [--step 60] [--format table|csv|json]
+    wardwatch-collector report uptime -c FILE --from TIME --to TIME [--ward W] [--step S] [--format table|csv|json]
 
 Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when it could not start,
 2 when the config (or the command line) is invalid.
@@ -48,7 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--from", dest="start", required=True, metavar="TIME", help="ISO 8601; UTC if no offset")
     rep.add_argument("--to", dest="end", required=True, metavar="TIME", help="ISO 8601; UTC if no offset")
     rep.add_argument("--ward", help="only this ward")
-    rep.add_argument("--step", type=int, default=60, metavar="SECONDS", help="resolution (default 60)")
+    rep.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="cut every device's period into steps of this many seconds (default: each device's own poll "
+        "interval, the median spacing of its readings in the period; 60 for a device with one reading)",
+    )
     rep.add_argument("--format", choices=report.FORMATS, default="table")
     return parser
 
@@ -82,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         start_ms, end_ms = report.parse_time(args.start), report.parse_time(args.end)
-        if end_ms <= start_ms or args.step < 1:
+        if end_ms <= start_ms or (args.step is not None and args.step < 1):
             raise ValueError("--to must be after --from, and --step at least 1")
     except (ConfigError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

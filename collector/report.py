@@ -1,7 +1,9 @@
 """``wardwatch-collector report uptime``: device uptime over a period, from InfluxDB.
 
 Unknown time (no reading: the agent was offline or stale) is kept apart from downtime
-and excluded from the uptime percentage; see collector/uptime.py and docs/reliability.md.
+and excluded from the uptime percentage. Each device's period is cut into steps of its
+own poll interval, learned from its readings, unless ``--step`` fixes one for all; see
+collector/uptime.py and docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from wardwatch.collector.influx import InfluxV1Writer
 from wardwatch.collector.uptime import DeviceUptime, device_uptime
 
 FORMATS = ("table", "csv", "json")
-COLUMNS = ("ward", "device", "uptime_pct", "up_s", "down_s", "unknown_s")
+COLUMNS = ("ward", "device", "uptime_pct", "up_s", "down_s", "unknown_s", "step_s")
 
 
 def parse_time(text: str) -> int:
@@ -31,8 +33,9 @@ def parse_time(text: str) -> int:
 
 
 async def uptime(
-    cfg: CollectorConfig, *, start_ms: int, end_ms: int, step_s: int, ward: str | None
+    cfg: CollectorConfig, *, start_ms: int, end_ms: int, step_s: int | None, ward: str | None
 ) -> list[DeviceUptime]:
+    """``step_s`` None: each device in steps of its own poll interval (collector/uptime.py)."""
     icfg = cfg.influx
     password = icfg.password.get_secret_value() if icfg.password else None
     async with InfluxV1Writer(

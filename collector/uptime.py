@@ -7,16 +7,32 @@ which), or the collector had not stored the readings yet. Readings an agent back
 from its outbox after an uplink outage land in their original steps, so a later report
 shows them as up or down, not unknown.
 
+Each device's step is its own poll interval, learned from the data: the median spacing
+of its ``device_status`` readings in the period, computed by InfluxDB (``elapsed()``
+inside a ``median()``), so one row per device comes back however long the period is.
+A device polled every 5 minutes is then cut into 5-minute steps, one reading each, and
+a missed poll is one unknown step, not five. Because the steps are as long as the
+interval, a reading that lands a little late or early (poll time varies) can leave its
+own step empty and a step nearby with two: such an empty step takes its state from
+that spare reading instead of counting as unknown. A fixed ``step_s`` (the
+command's ``--step``) overrides all this: every device is cut into that step, and a
+step is unknown only when it has no reading at all.
+
 ``uptime_pct`` is up / (up + down): unknown time is excluded, and reported beside it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from wardwatch import wire
 from wardwatch.collector.seqlog import Queryable, series_of
+
+# The step of a device with fewer than two readings in the period: nothing to learn from.
+FALLBACK_STEP_S: Final = 60
+
+DeviceKey = tuple[str, str]  # (ward, device)
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,7 @@ class DeviceUptime:
     up_s: float
     down_s: float
     unknown_s: float
+    step_s: int = FALLBACK_STEP_S  # the step the period was cut into for this device
 
     @property
     def uptime_pct(self) -> float | None:
@@ -40,40 +57,151 @@ class DeviceUptime:
             "down_s": self.down_s,
             "unknown_s": self.unknown_s,
             "uptime_pct": self.uptime_pct,
+            "step_s": self.step_s,
         }
 
 
-def query(start_ms: int, end_ms: int, step_s: int, ward: str | None = None) -> str:
-    """The InfluxQL behind :func:`device_uptime`: -1 marks a step with no reading."""
+def _where(start_ms: int, end_ms: int, ward: str | None) -> str:
     where = f"time >= {start_ms}ms AND time < {end_ms}ms"
     if ward is not None:
         if not wire.NAME_RE.match(ward):
             raise ValueError(f"ward {ward!r} is not a valid name")
         where += f" AND ward = '{ward}'"
-    return f"SELECT max(up) FROM device_status WHERE {where} GROUP BY time({step_s}s), ward, device fill(-1)"
+    return where
+
+
+def query(start_ms: int, end_ms: int, step_s: int, ward: str | None = None) -> str:
+    """The InfluxQL behind :func:`device_uptime`: per step the highest ``up`` and the number
+    of readings; -1 in both marks a step with no reading."""
+    return (
+        f"SELECT max(up), count(up) FROM device_status WHERE {_where(start_ms, end_ms, ward)} "
+        f"GROUP BY time({step_s}s), ward, device fill(-1)"
+    )
+
+
+def interval_query(start_ms: int, end_ms: int, ward: str | None = None) -> str:
+    """The InfluxQL behind :func:`poll_intervals`: the median spacing (ms) of each device's
+    readings, computed by the server."""
+    where = _where(start_ms, end_ms, ward)
+    return (
+        f"SELECT median(elapsed) FROM (SELECT elapsed(up, 1ms) FROM device_status WHERE {where} "
+        f"GROUP BY ward, device) GROUP BY ward, device"
+    )
+
+
+async def poll_intervals(
+    influx: Queryable, *, start_ms: int, end_ms: int, ward: str | None = None
+) -> dict[DeviceKey, float]:
+    """Each device's poll interval in seconds, as the median spacing of its ``device_status``
+    readings in the period. A device with fewer than two readings there is absent."""
+    results = await influx.query(interval_query(start_ms, end_ms, ward), epoch="ms")
+    out: dict[DeviceKey, float] = {}
+    for series in series_of(results):
+        tags = series.get("tags", {})
+        for _t, median_ms in series.get("values", []):
+            if median_ms is not None and median_ms > 0:
+                out[(tags.get("ward", ""), tags.get("device", ""))] = float(median_ms) / 1000
+    return out
+
+
+def step_for(interval_s: float | None) -> int:
+    """The step for a device polled every ``interval_s`` seconds: the interval to the
+    nearest whole second (InfluxDB groups by whole durations; the agent keeps a fixed rate,
+    so its spacings scatter around the interval by milliseconds)."""
+    if interval_s is None:
+        return FALLBACK_STEP_S
+    return max(1, round(interval_s))
 
 
 async def device_uptime(
-    influx: Queryable, *, start_ms: int, end_ms: int, step_s: int = 60, ward: str | None = None
+    influx: Queryable, *, start_ms: int, end_ms: int, step_s: int | None = None, ward: str | None = None
 ) -> list[DeviceUptime]:
-    """Up, down and unknown seconds of every device with a reading in the period."""
-    if step_s < 1 or end_ms <= start_ms:
+    """Up, down and unknown seconds of every device with a reading in the period.
+
+    ``step_s`` None (the default): each device in steps of its own poll interval
+    (:func:`poll_intervals`), with one query per distinct step. A number: every device
+    in steps of that many seconds, in one query.
+    """
+    if (step_s is not None and step_s < 1) or end_ms <= start_ms:
         raise ValueError("need step_s >= 1 and end after start")
-    results = await influx.query(query(start_ms, end_ms, step_s, ward), epoch="ms")
+    if step_s is not None:
+        return sorted(await _at_step(influx, start_ms, end_ms, step_s, ward, borrow=False), key=_order)
+    steps = {key: step_for(interval) for key, interval in
+             (await poll_intervals(influx, start_ms=start_ms, end_ms=end_ms, ward=ward)).items()}  # fmt: skip
+    # A device with a single reading has no spacing to learn from: it gets FALLBACK_STEP_S,
+    # from that step's query if it runs anyway, else from one more query.
+    out: dict[DeviceKey, DeviceUptime] = {}
+    single: set[DeviceKey] = set()
+    learned = sorted(set(steps.values()))
+    for step in learned:
+        for row in await _at_step(influx, start_ms, end_ms, step, ward, borrow=True):
+            key = (row.ward, row.device)
+            if key not in steps:
+                single.add(key)
+            if steps.get(key, FALLBACK_STEP_S) == step:
+                out[key] = row
+    if (single or not learned) and FALLBACK_STEP_S not in learned:
+        for row in await _at_step(influx, start_ms, end_ms, FALLBACK_STEP_S, ward, borrow=True):
+            if (row.ward, row.device) not in steps:
+                out[(row.ward, row.device)] = row
+    return sorted(out.values(), key=_order)
+
+
+def _order(d: DeviceUptime) -> DeviceKey:
+    return (d.ward, d.device)
+
+
+async def _at_step(
+    influx: Queryable, start_ms: int, end_ms: int, step_s: int, ward: str | None, *, borrow: bool
+) -> list[DeviceUptime]:
+    """Every device with a reading in the period, cut into steps of ``step_s``; with
+    ``borrow``, empty steps filled from spare readings (:func:`_borrow`)."""
+    # One step more on each side: the steps the period's first and last steps may borrow
+    # from, and the readings before the start of a step the period starts inside.
+    margin = step_s * 1000
+    results = await influx.query(query(start_ms - margin, end_ms + margin, step_s, ward), epoch="ms")
     out = []
     for series in series_of(results):
         tags = series.get("tags", {})
+        steps: list[tuple[float, float | None, int]] = []  # (seconds in the period, max(up), count)
+        for t, value, count in series["values"]:
+            # Steps may stick out of the period, or lie outside it: count only the overlap.
+            span = max(0, min(int(t) + margin, end_ms) - max(int(t), start_ms)) / 1000
+            n = 0 if value is None or value < 0 or count is None or count < 1 else int(count)
+            steps.append((span, value if n else None, n))
+        if not any(n and span for span, _value, n in steps):
+            continue  # readings only outside the period
+        if borrow:
+            steps = _borrow(steps)
         up = down = unknown = 0.0
-        for t, value in series["values"]:
-            # The first and last steps may stick out of the period: count only the overlap.
-            span = (min(int(t) + step_s * 1000, end_ms) - max(int(t), start_ms)) / 1000
-            if span <= 0:
-                continue
-            if value is None or value < 0:
+        for span, value, _n in steps:
+            if value is None:
                 unknown += span
             elif value >= 1:
                 up += span
             else:
                 down += span
-        out.append(DeviceUptime(tags.get("ward", ""), tags.get("device", ""), up, down, unknown))
-    return sorted(out, key=lambda d: (d.ward, d.device))
+        out.append(DeviceUptime(tags.get("ward", ""), tags.get("device", ""), up, down, unknown, step_s))
+    return out
+
+
+def _borrow(steps: list[tuple[float, float | None, int]]) -> list[tuple[float, float | None, int]]:
+    """Fill each empty step with a spare reading of the nearest step with two or more, found
+    by walking left, then right, across steps of exactly one reading: a run of polls that
+    each landed just across their step's boundary shifts one reading from the empty step at
+    one end of the run to the double step at the other. A walk ends at the first step
+    that has not exactly one reading: polls really missing leave empty steps unfilled."""
+    spare = [max(0, n - 1) for _span, _value, n in steps]
+    filled = list(steps)
+    for i, (span, _value, n) in enumerate(steps):
+        if n:
+            continue
+        for direction in (-1, 1):
+            j = i + direction
+            while 0 <= j < len(steps) and steps[j][2] == 1:
+                j += direction
+            if 0 <= j < len(steps) and spare[j] > 0:
+                spare[j] -= 1
+                filled[i] = (span, steps[j][1], 0)
+                break
+    return filled
