@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pyasn1.error import PyAsn1Error  # type: ignore[import-untyped]
 from pydantic import SecretStr
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
@@ -26,7 +27,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as usm
 from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
-from pysnmp.proto import errind
+from pysnmp.proto import errind, rfc1902
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from pysnmp.smi.error import PySnmpError
 
@@ -38,6 +39,7 @@ from wardwatch.agent.core.errors import (
     DeviceTimeout,
     DeviceUnreachable,
 )
+from wardwatch.agent.snmp.profiles import MAX_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ _AUTH_ERRORS = (
     errind.UnknownSecurityName,
     errind.UnsupportedSecurityLevel,
 )
+# What pysnmp raises into our call when an answer cannot be used (observed with
+# simulators/garbage_snmp.py); anything it cannot decode at all it drops, and we time out.
+DECODE_ERRORS = (PySnmpError, PyAsn1Error)
+_INTEGERS = (rfc1902.TimeTicks, rfc1902.Integer32, rfc1902.Counter32, rfc1902.Gauge32, rfc1902.Unsigned32,
+             rfc1902.Counter64)
 # Leave room in a GETBULK answer: many agents (snmpsim among them) cap a reply at 64 varbinds.
 MAX_VARBINDS = 60
 SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
@@ -99,6 +106,9 @@ class SnmpSession:
         self._auth = auth_data(auth)
         self._context = ContextData(contextName=auth.context)
         self._target: UdpTransportTarget | None = None
+        # What the last walk_columns could not read: a column that did not end within
+        # MAX_ROWS rows, or whose OIDs stopped increasing. The poll goes on with the rest.
+        self.walk_problems: list[str] = []
 
     async def _transport(self) -> UdpTransportTarget:
         if self._target is None:
@@ -131,11 +141,13 @@ class SnmpSession:
                 self._engine, self._auth, target, self._context,
                 *(ObjectType(ObjectIdentity(oid)) for oid in oids), lookupMib=False,
             )
-        except PySnmpError as exc:
-            raise DeviceProtocolError(str(exc)) from None
+        except DECODE_ERRORS as exc:
+            raise DeviceProtocolError(f"garbage answer: {type(exc).__name__}: {exc}") from None
         self._raise_for(err_ind, err_status, err_index)
+        if len(var_binds) != len(oids):
+            raise DeviceProtocolError(f"asked for {len(oids)} values, got {len(var_binds)}")
         out: dict[str, Value] = {}
-        for oid, (name, value) in zip(oids, var_binds, strict=False):
+        for oid, (name, value) in zip(oids, var_binds, strict=True):
             out[oid] = None if _missing(value) else value
             if str(name) != oid:
                 raise DeviceProtocolError(f"asked for {oid}, got {name}")
@@ -157,7 +169,10 @@ class SnmpSession:
         times: Times = {c: {} for c in columns}
         cursor: dict[str, str | None] = {c: c for c in columns}  # column -> last OID seen
         last: dict[str, tuple[int, ...]] = {}
-        for _ in range(10_000):  # a bound: 10k round trips is far past any real table
+        self.walk_problems = problems = []
+        # A bound: every answer moves each active column on by a row or ends it, and no
+        # column is read past MAX_ROWS, so a walk is at most MAX_ROWS + 1 round trips.
+        for _ in range(MAX_ROWS + 1):
             active = [c for c in columns if cursor[c] is not None]
             if not active:
                 return result, times
@@ -168,14 +183,14 @@ class SnmpSession:
                     self._engine, self._auth, target, self._context, len(head), reps,
                     *head, *(ObjectType(ObjectIdentity(cursor[c])) for c in active), lookupMib=False,
                 )
-            except PySnmpError as exc:
-                raise DeviceProtocolError(str(exc)) from None
+            except DECODE_ERRORS as exc:
+                raise DeviceProtocolError(f"garbage answer: {type(exc).__name__}: {exc}") from None
             arrived = time.monotonic()
             self._raise_for(err_ind, err_status, err_index)
             if clock:
                 if not var_binds or str(var_binds[0][0]) != f"{clock}.0":
                     raise DeviceProtocolError(f"no {clock}.0 at the head of the GETBULK answer")
-                arrived = int(var_binds[0][1]) / 100
+                arrived = _ticks(var_binds[0][1], clock) / 100
                 var_binds = var_binds[1:]
             if not var_binds:
                 raise DeviceProtocolError("empty GETBULK answer")
@@ -190,7 +205,14 @@ class SnmpSession:
                     cursor[column] = None
                     continue
                 if name.asTuple() <= last.get(column, ()):
-                    raise DeviceProtocolError(f"non-increasing OID {oid} in the walk of {column}")
+                    problems.append(f"walk of {column}: OID {_short(oid)} does not increase; read "
+                                    f"{len(result[column])} rows and stopped")
+                    cursor[column] = None
+                    continue
+                if len(result[column]) >= MAX_ROWS:
+                    problems.append(f"walk of {column}: more than {MAX_ROWS} rows; read the first {MAX_ROWS}")
+                    cursor[column] = None
+                    continue
                 last[column] = name.asTuple()
                 result[column][oid[len(prefix):]] = value
                 times[column][oid[len(prefix):]] = arrived
@@ -200,6 +222,17 @@ class SnmpSession:
                 if not moved:
                     cursor[c] = None
         raise DeviceProtocolError("table walk did not end; the device may return non-increasing OIDs")
+
+
+def _ticks(value: Value, what: str) -> int:
+    """A TimeTicks value from the device (sysUpTime), or DeviceProtocolError."""
+    if isinstance(value, _INTEGERS) and 0 <= int(value) < 2**32:
+        return int(value)
+    raise DeviceProtocolError(f"{what}.0 is {type(value).__name__}, not TimeTicks")
+
+
+def _short(oid: str) -> str:
+    return oid if len(oid) <= 80 else oid[:77] + "..."
 
 
 class Engines:

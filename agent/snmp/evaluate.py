@@ -7,11 +7,13 @@ reported in ``problems``; it never stops the rest of the poll.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wardwatch.agent.core.text import MAX_FIELD, MAX_TAG, clean
 from wardwatch.agent.snmp.profiles import (
     INT,
     MAX_ROWS,
@@ -32,10 +34,15 @@ from wardwatch.wire import Kind, Reading
 Columns = dict[str, dict[str, Any]]  # column OID -> row index -> value
 Number = int | float
 Value = Number | str
+# InfluxDB stores integers as int64, and the wire carries JSON numbers: anything outside
+# is a bad value, never a reading.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Arithmetic a device's numbers can make fail: 10.0**huge, x / 0, int(nan), int(inf).
+ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 
 
 class BadValue(ValueError):
-    pass
+    """A value that cannot be read: skipped, counted in ``bad_values``, never a reading."""
 
 
 @dataclass
@@ -45,40 +52,76 @@ class Evaluation:
 
 
 def to_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
     if hasattr(value, "asOctets"):
         return bytes(value.asOctets())
     return str(value).encode()
 
 
+def finite(value: Number) -> Number:
+    """``value`` if it can be a reading's number: a finite float, or an int within int64."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadValue(f"{value} is not a finite number")
+    elif not INT64_MIN <= value <= INT64_MAX:
+        raise BadValue(f"an integer of {value.bit_length()} bits is out of the 64-bit range")
+    return value
+
+
 def to_number(value: Any) -> Number:
-    if isinstance(value, bool):
-        raise BadValue("expected a number, got a boolean")
+    """A device's value as a finite number; BadValue when it is none (text, NaN, infinity,
+    an integer wider than 64 bits)."""
+    if isinstance(value, bool) or value is None:
+        raise BadValue(f"expected a number, got {type(value).__name__}")
     if isinstance(value, int | float):
-        return value
-    if isinstance(value, bytes | str) or hasattr(value, "asOctets"):
-        text = to_bytes(value).decode("ascii", "replace").strip("\x00 ")
+        return finite(value)
+    if isinstance(value, bytes | bytearray | str) or hasattr(value, "asOctets"):
+        raw = to_bytes(value)
+        if len(raw) > 64:  # no number is written in more digits; don't parse 10 kB of them
+            raise BadValue(f"expected a number, got {len(raw)} bytes of text")
+        text = raw.decode("ascii", "replace").strip("\x00 ")
         try:
-            return int(text)
+            return finite(int(text))
         except ValueError:
             try:
-                return float(text)
+                number = float(text)
             except ValueError:
-                raise BadValue(f"expected a number, got text {text[:32]!r}") from None
+                kind = "text" if isinstance(value, bytes | bytearray | str) else type(value).__name__
+                raise BadValue(f"expected a number, got {kind} {clean(text, limit=32)!r}") from None
+            return finite(number)  # text "nan", "inf" and "1e999" stop here
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        return finite(int(value))
+    except (TypeError, ValueError, OverflowError):
         raise BadValue(f"expected a number, got {type(value).__name__}") from None
 
 
-def to_text(value: Any, fmt: str) -> str:
-    raw = to_bytes(value) if not isinstance(value, int) else str(value).encode()
+def to_int(value: Any, *, lo: int, hi: int, what: str = "") -> int:
+    """A device's value as an integer in ``[lo, hi]`` (a counter's or a gauge's range)."""
+    number = to_number(value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise BadValue(f"expected an integer, got {number}")
+        number = int(number)
+    if not lo <= number <= hi:
+        raise BadValue(f"{number} is outside {what or 'the range'} {lo}..{hi}")
+    return number
+
+
+def to_text(value: Any, fmt: str = "text", *, limit: int = MAX_TAG) -> str:
+    """A device's value as printable text of at most ``limit`` characters (core/text.py)."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and value.bit_length() > 256:
+        raise BadValue(f"an integer of {value.bit_length()} bits where text belongs")
+    if isinstance(value, int | float):
+        value = repr(value)
+    raw = to_bytes(value)
     if fmt == "mac":
-        return raw.hex(":") if len(raw) == 6 else raw.decode("utf-8", "replace")
+        return raw.hex(":") if len(raw) == 6 else clean(raw, limit=limit)
     if fmt == "hex":
-        return raw.hex()
-    return raw.decode("utf-8", "replace").strip("\x00 ")[:128]
+        return raw[: limit // 2].hex()
+    return clean(raw, limit=limit)
 
 
 def mhz_to_channel(mhz: float) -> int:
@@ -117,16 +160,20 @@ class _Row:
     def col(self, n: int) -> Any:
         return self.cols.get(f"{self.table.oid}.{n}", {}).get(self.index)
 
-    def label(self, src: Source) -> str | None:
+    def label(self, src: Source, *, limit: int = MAX_TAG) -> str | None:
+        """A tag (capped at MAX_TAG) or a text field (``limit=MAX_FIELD``), made safe;
+        None when there is nothing printable."""
         raw = self.raw(src)
         if raw is None:
             return None
         if src.map is not None:
             key = _map_key(raw)
-            if key not in src.map:
-                return to_text(raw, src.format)
-            return str(src.map[key])
-        return to_text(raw, src.format) or None
+            if key in src.map:
+                return clean(str(src.map[key]), limit=limit) or None
+        return to_text(raw, src.format, limit=limit) or None
+
+    def text(self, src: Source) -> str | None:
+        return self.label(src, limit=MAX_FIELD)
 
     def number(self, src: Source) -> Number | None:
         raw = self.raw(src)
@@ -142,9 +189,14 @@ def convert(src: Source, raw: Any, col: Callable[[int], Any]) -> Number | None:
             return None
         raw = mapped
     value: Number = to_number(raw)
-    for step in src.transform:
-        value = _apply(step, value, col)
-    return value
+    try:
+        for step in src.transform:
+            value = _apply(step, value, col)
+    except ARITHMETIC_ERRORS as exc:  # BadValue is a ValueError too: it passes through as it is
+        if isinstance(exc, BadValue):
+            raise
+        raise BadValue(f"{type(exc).__name__}: {exc}") from None
+    return finite(value)
 
 
 def _apply(step: Any, value: Number, col: Callable[[int], Any]) -> Number:
@@ -176,7 +228,11 @@ def _map_key(raw: Any) -> int | str:
     try:
         return int(to_number(raw))
     except BadValue:
+        pass
+    try:
         return to_text(raw, "text")
+    except BadValue:
+        return ""
 
 
 def _aggregate(how: str, values: list[Value]) -> Value:
@@ -266,7 +322,7 @@ def evaluate(
                     elif METRICS[meas][name] != TEXT:
                         value = row.number(m)
                     else:
-                        value = row.label(m)
+                        value = row.text(m)
                 except BadValue as exc:
                     out.problems.append(f"{table.name}.{index}: {name}: {exc}")
                     continue
@@ -277,20 +333,30 @@ def evaluate(
     for (meas, tag_items), metrics in groups.items():
         fields: dict[str, int | float | str] = {}
         for name, (how, values) in metrics.items():
-            fields[name] = _typed(_aggregate(how, values), METRICS[meas][name])
-        out.readings.append(Reading(device=device, kind=kind, measurement=meas,  # type: ignore[arg-type]
-                                    time_ms=time_ms, fields=fields, tags={**base, **dict(tag_items)}))
+            try:  # a sum of many large values can leave int64 too
+                fields[name] = _typed(_aggregate(how, values), METRICS[meas][name])
+            except BadValue as exc:
+                out.problems.append(f"{meas}.{name} {dict(tag_items)}: {exc}")
+        if fields:
+            out.readings.append(Reading(device=device, kind=kind, measurement=meas,  # type: ignore[arg-type]
+                                        time_ms=time_ms, fields=fields, tags={**base, **dict(tag_items)}))
     return out
 
 
 def _typed(value: Value, vtype: str) -> Value:
-    """The canonical type of a metric: InfluxDB keeps one type per field."""
+    """The canonical type of a metric: InfluxDB keeps one type per field. Numbers are
+    finite and within int64 (BadValue otherwise)."""
     if isinstance(value, str) or vtype == TEXT:
         return value
-    return round(value) if vtype == INT else round(float(value), 3)
+    try:
+        return finite(round(value) if vtype == INT else round(float(value), 3))
+    except ARITHMETIC_ERRORS as exc:  # round(inf), float(10**400)
+        if isinstance(exc, BadValue):
+            raise
+        raise BadValue(f"{type(exc).__name__}: {exc}") from None
 
 
 def _scalar(src: Source, raw: Any, vtype: str) -> Value | None:
     if vtype == TEXT:
-        return to_text(raw, src.format)
+        return to_text(raw, src.format, limit=MAX_FIELD)
     return convert(src, raw, lambda _col: None)

@@ -37,9 +37,9 @@ ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 INT, FLOAT, TEXT = "int", "float", "text"
 METRICS: dict[str, dict[str, str]] = {
     "if_traffic": {
-        "oper_status": INT, "in_octets32": INT, "out_octets32": INT, "in_octets64": INT, "out_octets64": INT,
-        "in_errors": INT, "out_errors": INT, "in_discards": INT, "out_discards": INT, "high_speed": INT,
-        "discontinuity": INT,
+        "if_type": INT, "oper_status": INT, "in_octets32": INT, "out_octets32": INT, "in_octets64": INT,
+        "out_octets64": INT, "in_errors": INT, "out_errors": INT, "in_discards": INT, "out_discards": INT,
+        "high_speed": INT, "discontinuity": INT,
     },
     "poe": {"delivering": INT, "power_w": FLOAT, "budget_w": FLOAT, "consumption_w": FLOAT, "pse_up": INT},
     "wifi_radio": {"clients": INT, "channel": INT, "util_pct": FLOAT, "noise_dbm": FLOAT, "tx_power_dbm": FLOAT,

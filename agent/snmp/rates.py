@@ -3,21 +3,48 @@
 Pure logic, one :class:`InterfaceRates` per device. The rules (devices.md section A):
 
 - 64-bit counters are preferred; a 32-bit one that went backwards wrapped once, so 2^32
-  is added. A 64-bit counter that went backwards was reset: no rate this time.
+  is added. A 64-bit counter that went backwards was reset: no rate this time (counted
+  in ``dropped``).
 - A device reboot (sysUpTime went back, and it was not the 497-day TimeTicks wrap)
   discards every interface's state: no rate this cycle.
 - A changed ifCounterDiscontinuityTime, a changed ifName for the same ifIndex (renumbered
   after a reboot), or a counter that switched between 32 and 64 bits discards that
   interface's state.
-- A traffic rate above 1.1 x ifHighSpeed is dropped and counted, never emitted.
+- On an interface whose ifHighSpeed is a physical limit, a traffic rate above 1.1 x
+  ifHighSpeed is dropped and counted, never emitted.
+- On an interface whose reported speed is no limit (ifType softwareLoopback, propVirtual,
+  l2vlan, l3ipvlan, tunnel, ieee8023adLag, bridge; or ifHighSpeed 0) only resets,
+  reboots and discontinuities are judged: net-snmp says ``lo`` is 10 Mb/s and a LAG's or
+  a VLAN's speed is whatever the vendor chose. A rate above :data:`MAX_BPS` is still
+  refused as no interface's.
+- A 32-bit counter that went backwards is one wrap or a reset, and the two look alike.
+  Where a speed guards it (a physical interface's octets) the guard tells them apart.
+  Where none does (error and discard counters, and the octets of an interface without a
+  limit) a backwards step is taken as one wrap only when the wrapped delta is under half
+  the counter's range (2^31); a larger one is called a reset, dropped and counted. So a
+  32-bit octet counter of a virtual interface must be polled at least once per 2^31
+  bytes (about 107 s at 160 Mb/s); prefer its 64-bit twin, which net-snmp serves.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 TIMETICKS_MODULO = 2**32
 SPIKE_FACTOR = 1.1
+# IANAifType values whose ifSpeed/ifHighSpeed is no physical limit (RFC 2863, IANAifType-MIB).
+VIRTUAL_IF_TYPES = frozenset({
+    24,  # softwareLoopback
+    53,  # propVirtual
+    131,  # tunnel
+    135,  # l2vlan
+    136,  # l3ipvlan
+    161,  # ieee8023adLag
+    209,  # bridge
+})
+MAX_BPS = 1e13  # 10 Tb/s: no one interface carries more; above it a delta is garbage, not traffic
+WRAP32_MAX = 2**31  # a Counter32 step back whose wrapped delta is larger is a reset (see above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +64,19 @@ class IfSample:
     # When its octet counters were read, in the device's sysUpTime seconds (from the same
     # PDU); None means the poll's own time ``t``. One interface keeps to one clock.
     t: float | None = None
+    if_type: int | None = None  # IF-MIB ifType; None: not read (the speed then counts as a limit)
+
+
+def speed_is_limit(sample: IfSample) -> bool:
+    """Whether the interface's reported speed bounds its traffic (see the module doc)."""
+    return sample.speed_mbps > 0 and sample.if_type not in VIRTUAL_IF_TYPES
 
 
 @dataclass(slots=True)
 class RateResult:
     rates: dict[int, dict[str, float]] = field(default_factory=dict)  # ifIndex -> name -> per second
     rebooted: bool = False
-    dropped: int = 0  # rates refused by the spike guard
+    dropped: int = 0  # rates refused: by the spike guard, a counter reset, an ambiguous 32-bit step
 
 
 @dataclass(slots=True)
@@ -121,15 +154,24 @@ class InterfaceRates:
     @staticmethod
     def _rates(prev: IfSample, now: IfSample, dt: float, result: RateResult) -> dict[str, float]:
         out: dict[str, float] = {}
-        limit = now.speed_mbps * 1e6 * SPIKE_FACTOR
+        guarded = speed_is_limit(now)
+        limit = now.speed_mbps * 1e6 * SPIKE_FACTOR if guarded else MAX_BPS
         for counter, name in (*_OCTETS.items(), *_EVENTS.items()):
             if counter not in now.counters or counter not in prev.counters:
                 continue
-            delta = counter_delta(prev.counters[counter], now.counters[counter])
+            before, after = prev.counters[counter], now.counters[counter]
+            delta = counter_delta(before, after)
             if delta is None:
+                if before.bits == after.bits:  # a 64-bit counter went backwards: a reset
+                    result.dropped += 1
                 continue
-            rate = delta / dt * (8 if counter in _OCTETS else 1)
-            if counter in _OCTETS and limit > 0 and rate > limit:
+            octets = counter in _OCTETS
+            wrapped = after.value < before.value
+            if wrapped and delta > WRAP32_MAX and not (octets and guarded):
+                result.dropped += 1  # a wrap or a reset: nothing tells them apart here
+                continue
+            rate = delta / dt * (8 if octets else 1)
+            if not math.isfinite(rate) or (octets and rate > limit):
                 result.dropped += 1
                 continue
             out[name] = rate
