@@ -80,3 +80,9 @@ def _fine(r: Reading) -> bool:
         else:
             return False
     return all(type(v) is str and 0 < len(v) <= MAX_TAG and v.isprintable() for v in r.tags.values())
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """``####....``: how far a long job (a sweep) has got, for progress lines on stderr."""
+    filled = width * done // max(total, 1)
+    return "#" * filled + "." * (width - filled)
