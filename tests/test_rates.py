@@ -104,3 +104,44 @@ def test_device_clock_of_the_counter_beats_the_poll_clock() -> None:
     rates.update(uptime_ticks=50_000, t=0.0, interfaces={1: first})
     result = rates.update(uptime_ticks=51_200, t=12.0, interfaces={1: second})
     assert result.rates[1]["in_bps"] == pytest.approx(10_000_000)
+
+
+def test_counter64_going_backwards_is_counted_as_dropped() -> None:
+    result = two_polls(sample(5_000_000_000), sample(4_000_000_000))
+    assert "in_bps" not in result.rates.get(1, {}) and "out_bps" not in result.rates.get(1, {})
+    assert result.dropped == 2  # in and out both went back: two rates refused, none negative or huge
+
+
+@pytest.mark.parametrize("if_type", [24, 53, 131, 135, 136, 161, 209])
+def test_a_virtual_interface_speed_is_no_limit(if_type: int) -> None:
+    # 160 Mb/s on an interface that says it is 10 Mb/s: a loopback, a VLAN, a LAG, ...
+    first = IfSample(name="lo", speed_mbps=10, if_type=if_type, counters={"in_octets": Counter(0, 64)})
+    second = IfSample(name="lo", speed_mbps=10, if_type=if_type, counters={"in_octets": Counter(200_000_000, 64)})
+    result = two_polls(first, second)
+    assert result.rates[1]["in_bps"] == pytest.approx(160e6)
+    assert result.dropped == 0
+
+
+def test_a_physical_interface_keeps_its_guard() -> None:
+    first = IfSample(name="Gi1", speed_mbps=10, if_type=6, counters={"in_octets": Counter(0, 64)})
+    second = IfSample(name="Gi1", speed_mbps=10, if_type=6, counters={"in_octets": Counter(200_000_000, 64)})
+    result = two_polls(first, second)
+    assert "in_bps" not in result.rates.get(1, {}) and result.dropped == 1
+
+
+def test_counter32_on_a_virtual_interface_wraps_only_within_half_its_range() -> None:
+    def vlan(octets: int) -> IfSample:
+        return IfSample(name="vlan10", speed_mbps=0, if_type=135, counters={"in_octets": Counter(octets, 32)})
+
+    def poll(before: int, after: int):
+        return two_polls(vlan(before), vlan(after))
+
+    wrapped = poll(2**32 - 1_000_000, 11_500_000)  # 12.5 MB across the wrap: one wrap
+    assert wrapped.rates[1]["in_bps"] == pytest.approx(12_500_000 * 8 / 10)
+    reset = poll(1_000_000_000, 5_000)  # a wrapped delta of 3.3 GB: a wrap or a reset, nobody can tell
+    assert "in_bps" not in reset.rates.get(1, {}) and reset.dropped == 1
+
+
+def test_an_error_counter_reset_is_no_error_storm() -> None:
+    result = two_polls(sample(1_000, errors=1_000_000), sample(2_000, errors=3))
+    assert "in_err_ps" not in result.rates[1] and result.dropped == 1
