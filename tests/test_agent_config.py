@@ -99,3 +99,24 @@ def test_cli_exits_2_with_one_line(tmp_path: Path, cfg: dict, key: str) -> None:
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"wardwatch-agent: config error: {key}:"), lines[0]
     assert "authpass123" not in proc.stderr and "privpass123" not in proc.stderr
+
+
+@pytest.mark.parametrize(("written", "version"), [(1, "1"), (2, "2c"), (3, "3"), ("1", "1"), ("2c", "2c"),
+                                                  ("2", "2c"), ("3", "3")])
+def test_snmp_version_as_a_number_or_a_string(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: object,
+                                              version: str) -> None:
+    monkeypatch.setenv("V3_AUTH", "authpass123")
+    profile = "v3-ward" if version == "3" else "v2c-public"
+    cfg = load_config(write(tmp_path, mutate(f"auth.{profile}.snmp.version", written)))
+    snmp = cfg.auth[profile].snmp
+    assert snmp is not None and snmp.version == version
+
+
+@pytest.mark.parametrize("written", [4, 0, "v2c", "2.0", 2.0, True, None])
+def test_other_snmp_versions_are_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 written: object) -> None:
+    monkeypatch.setenv("V3_AUTH", "authpass123")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, mutate("auth.v2c-public.snmp.version", written)))
+    assert str(err.value).startswith("auth.v2c-public.snmp.version: SNMP version"), str(err.value)
+    assert "1, 2c (or 2) and 3" in str(err.value)

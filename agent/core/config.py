@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from wardwatch.config import Duration, MqttSection, Strict, load
 from wardwatch.wire import NAME_PATTERN as _NAME
@@ -27,8 +27,13 @@ class OutboxSection(Strict):
     )
 
 
+SNMP_VERSION_NUMBERS = {1: "1", 2: "2c", 3: "3"}  # version: 2 in YAML means 2c
+
+
 class SnmpAuth(Strict):
-    version: Literal["1", "2c", "3"] = Field(description="SNMP version: '1', '2c' or '3'")
+    version: Literal["1", "2c", "3"] = Field(
+        description="SNMP version: '1', '2c' or '3', or the numbers 1, 2 (2c) and 3"
+    )
     community: SecretStr | None = Field(None, description="v1/v2c community")
     user: str | None = Field(None, min_length=1, max_length=32, description="v3 user name")
     auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = Field(
@@ -40,6 +45,19 @@ class SnmpAuth(Strict):
     )
     priv_key: SecretStr | None = Field(None, description="v3 privacy pass phrase (8+ chars)")
     context: str = Field("", max_length=64, description="v3 context name")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        """YAML reads ``version: 3`` as a number: accept 1, 2 (meaning 2c) and 3 as well as
+        the strings, and "2" as 2c; anything else is refused, naming what is allowed."""
+        if isinstance(value, int) and not isinstance(value, bool) and value in SNMP_VERSION_NUMBERS:
+            return SNMP_VERSION_NUMBERS[value]
+        if value == "2":
+            return "2c"
+        if isinstance(value, str) and value in SNMP_VERSION_NUMBERS.values():
+            return value
+        raise ValueError(f"SNMP version {value!r} is not one of 1, 2c (or 2) and 3")
 
     @model_validator(mode="after")
     def _complete(self) -> SnmpAuth:
