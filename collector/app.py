@@ -43,7 +43,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from aiohttp import web
 
@@ -55,11 +55,19 @@ from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker, iso
 from wardwatch.collector.source import MqttSource, Received, StartupError
 from wardwatch.collector.spool import Spool, SpoolError
 from wardwatch.collector.store import GaveUp, Store
+from wardwatch.collector.stored import StoredMarks
 
 log = logging.getLogger(__name__)
 
 SELF_METRICS_INTERVAL: Final = 10.0
 SELF_MEASUREMENT: Final = "collector"
+
+
+class BatchKey(NamedTuple):
+    ward: str
+    agent: str
+    seq: int
+    pending_from: int | None
 
 
 @dataclass(slots=True)
@@ -69,6 +77,7 @@ class Pending:
     msg: Received
     lines: list[bytes]
     ack: bool = True
+    batch: BatchKey | None = None  # a readings batch: claimed in ``stored`` once written
 
 
 class Collector:
@@ -83,6 +92,7 @@ class Collector:
         self.client_id = client_id
         self.counters = Counters()
         self.seq = SeqTracker()
+        self.marks = StoredMarks(client_id)
         self.dead_letter = DeadLetter(cfg.dead_letter.path, max_bytes=cfg.dead_letter.max_bytes)
         self.spool = Spool(cfg.spool.path, max_bytes=cfg.spool.max_mb * 2**20)
         self.ledger: dict[str, seqlog.AgentLedger] = {}
@@ -215,6 +225,8 @@ class Collector:
         if msg.topic.endswith("/status"):
             self.counters.statuses += 1
             return await self._take_status(msg, pending)
+        if msg.topic.endswith("/stored"):
+            return await self._take_stored(msg, pending)
         self.counters.messages += 1
         try:
             batch = wire.decode_from(msg.topic, msg.payload)
@@ -231,7 +243,7 @@ class Collector:
             log.info("agent %s (ward %s): seq %d seen before; writing it again", batch.agent, batch.ward, batch.seq)
         elif seen == "reordered":
             self.counters.reordered += 1
-        pending.append(Pending(msg, lines))
+        pending.append(Pending(msg, lines, batch=BatchKey(batch.ward, batch.agent, batch.seq, batch.pending_from)))
         return len(lines)
 
     async def _take_status(self, msg: Received, pending: list[Pending]) -> int:
@@ -245,6 +257,15 @@ class Collector:
             self._stale.discard(status.agent)
         pending.append(Pending(msg, [line]))
         return 1
+
+    async def _take_stored(self, msg: Received, pending: list[Pending]) -> int:
+        """Another collector's ``stored`` message: learn its claims (collector/stored.py)."""
+        try:
+            self.marks.learn(wire.decode_stored(msg.topic, msg.payload))
+        except wire.WireError as exc:
+            return await self._invalid(msg, pending, exc)
+        pending.append(Pending(msg, []))
+        return 0
 
     async def _invalid(self, msg: Received, pending: list[Pending], exc: Exception) -> int:
         self.counters.invalid += 1
@@ -291,6 +312,15 @@ class Collector:
             self.source.ack([p.msg for p in pending if p.ack and not p.lines])
             return
         self.source.ack([p.msg for p in pending if p.ack])
+        self._publish_stored()
+
+    def _publish_stored(self) -> None:
+        """Tell each agent whose batches we just stored how far it is stored (retained)."""
+        for topic, payload in self.marks.take_dirty():
+            if self.source.publish(topic, payload, retain=True):
+                self.counters.stored_sent += 1
+            else:  # not connected: the agent sends again, and we claim it then
+                log.debug("stored watermark on %r not sent: not connected", topic)
 
     async def _write_entries(self, entries: list[Pending]) -> None:
         """Write entries' points; dead-letter the messages InfluxDB refuses.
@@ -304,6 +334,10 @@ class Collector:
         lines = [line for e in entries for line in e.lines]
         try:
             await self.store.write(lines)
+            for e in entries:  # durable now, in InfluxDB or the spool: ours to claim
+                if e.batch is not None:
+                    b = e.batch
+                    self.marks.stored(ward=b.ward, agent=b.agent, seq=b.seq, pending_from=b.pending_from)
         except InfluxRejected as exc:
             if len(entries) == 1:
                 entry = entries[0]
@@ -379,6 +413,7 @@ class Collector:
             "queue_depth": self.queue.qsize(),
             "spooled": c.spooled,
             "spool_points": self.spool.points,
+            "stored_sent": c.stored_sent,
         }
         return lineproto.line(SELF_MEASUREMENT, {"collector": self.client_id}, fields, time.time_ns() // 1_000_000)
 

@@ -31,6 +31,7 @@ class Counters:
     reordered: int = 0
     dropped: int = 0
     spooled: int = 0  # points that went to the spool while InfluxDB was away
+    stored_sent: int = 0  # ``stored`` watermarks published to agents
     last_write_time: float | None = None
 
     def as_json(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -111,6 +112,13 @@ class MqttSource:
                     continue
                 self._client.ack(msg.mid, msg.qos)
 
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """QoS 1, from the event loop; False when not connected (nothing is queued then)."""
+        if not self.connected:
+            return False
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
     async def close(self) -> None:
         """Disconnect (queued acks go out first) and stop paho's thread."""
         self._closing = True
@@ -142,7 +150,13 @@ class MqttSource:
         self.connected = True
         log.info("mqtt: connected to %s (session present: %s)", self.where, flags.session_present)
         # Status is not shared: every collector sees every agent come and go.
-        client.subscribe([(self.topic_filter, SubscribeOptions(qos=1)), (wire.STATUS_FILTER, SubscribeOptions(qos=1))])
+        # So is ``stored``: every collector learns what the others stored (collector/stored.py),
+        # but not its own messages back (no_local).
+        client.subscribe([
+            (self.topic_filter, SubscribeOptions(qos=1)),
+            (wire.STATUS_FILTER, SubscribeOptions(qos=1)),
+            (wire.STORED_FILTER, SubscribeOptions(qos=1, noLocal=True)),
+        ])
 
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
         log.warning(

@@ -154,7 +154,14 @@ class Store:
                 continue
             except InfluxRejected as exc:
                 log.warning("InfluxDB refused spooled points (%s); finding the bad lines", exc)
-                await self._write_lines_one_by_one(lines)
+                try:
+                    await self._write_lines_one_by_one(lines)
+                except GaveUp:
+                    # Stopping while InfluxDB is away: the chunk stays in the spool and is
+                    # written again (harmlessly, for the lines already in) at the next start.
+                    log.info("stopping: spooled chunk %d left in %s for the next start", chunk_id, self.spool.path)
+                    await asyncio.to_thread(self.dead_letter.sync)
+                    return
                 await asyncio.to_thread(self.dead_letter.sync)
             else:
                 self.counters.points_written += seqlog.readings_in(lines)

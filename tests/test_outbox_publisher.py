@@ -1,4 +1,8 @@
-"""The outbox keeps every batch until the broker acknowledged it; seq never repeats."""
+"""The outbox keeps every batch until a collector reports it stored; seq never repeats.
+
+``Confirmer`` stands in for the collector's side of the ``stored`` contract on a real
+broker: it subscribes to the readings and publishes the retained ``stored`` watermark
+(every seq below it seen), exactly as collector/stored.py does after its writes."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from wardwatch import wire
 from wardwatch.agent.core.outbox import Outbox
@@ -102,6 +108,24 @@ class Listener:
         self.client.disconnect()
 
 
+class Confirmer(Listener):
+    """Publishes ``stored`` for what it received (contiguous from ``start``), while ``on``."""
+
+    def __init__(self, port: int, agent: str, *, start: int = 0) -> None:
+        self.agent, self.mark, self.on = agent, start, True
+        super().__init__(port, wire.readings_topic(WARD, agent))
+
+    def _add(self, m: mqtt.MQTTMessage) -> None:
+        super()._add(m)
+        if not self.on:
+            return
+        seen = set(self.seqs())
+        while self.mark in seen:
+            self.mark += 1
+        payload = wire.stored_payload(agent=self.agent, ward=WARD, watermark=self.mark, time_ms=1)
+        self.client.publish(wire.stored_topic(WARD, self.agent), payload, qos=1, retain=True)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Service]:
     with start_mosquitto(tmp_path / "broker", persistence=True) as svc:
@@ -123,6 +147,7 @@ async def wait_until(check, timeout: float, what: str) -> None:
 
 async def test_batches_survive_a_broker_outage_and_arrive_in_order(tmp_path: Path, broker: Service) -> None:
     listener = Listener(broker.port, f"wardwatch/v1/{WARD}/+/readings", session="outage-listener")
+    confirmer = Confirmer(broker.port, "a1")
     async with Outbox(tmp_path / "outbox.db", agent="a1", ward=WARD) as box:
         pub = Publisher(cfg=MqttSection(host="127.0.0.1", port=broker.port), agent="a1", ward=WARD, outbox=box)
         task = asyncio.create_task(pub.run())
@@ -131,6 +156,7 @@ async def test_batches_survive_a_broker_outage_and_arrive_in_order(tmp_path: Pat
                 await box.put([reading(i)])
             await wait_until(lambda: first_seen(listener.seqs()) == [0, 1, 2, 3, 4], 10, "first five batches")
             await wait_until(lambda: pub.published == 5, 5, "five acknowledgements")
+            await wait_until(lambda: pub.stored == 5, 5, "five batches reported stored")
             assert (await box.stats()).depth == 0
 
             await asyncio.to_thread(broker.stop)
@@ -143,12 +169,14 @@ async def test_batches_survive_a_broker_outage_and_arrive_in_order(tmp_path: Pat
             await wait_until(lambda: pub.published == 10, 30, "the backlog to drain after reconnect")
             # At least once: the broker may redeliver what its persisted session had in flight.
             await wait_until(lambda: first_seen(listener.seqs()) == list(range(10)), 10, "the backlog, in order")
+            await wait_until(lambda: pub.stored == 10, 10, "all ten reported stored")
             assert (await box.stats()).depth == 0
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             listener.close()
+            confirmer.close()
 
 
 async def test_backlog_drains_at_its_rate_while_live_batches_go_first(tmp_path: Path, broker: Service) -> None:
@@ -192,3 +220,89 @@ async def test_status_is_retained_online_then_offline_on_stop(tmp_path: Path, br
         assert json.loads(late.messages[-1][1]) | {"time_ms": 0} == {
             "schema": 1, "state": "offline", "agent": "a2", "ward": WARD, "time_ms": 0}
         late.close()
+
+
+async def _run(pub: Publisher) -> asyncio.Task[None]:
+    task = asyncio.create_task(pub.run())
+    await wait_until(lambda: pub.connected, 10, "the connection")
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def _stored(port: int, agent: str, watermark: int, ranges: list[tuple[int, int]] | None = None) -> None:
+    """Publish a collector's retained ``stored`` message, and wait for the broker to take it."""
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    payload = wire.stored_payload(agent=agent, ward=WARD, watermark=watermark, time_ms=1, ranges=ranges)
+    client.publish(wire.stored_topic(WARD, agent), payload, qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+async def test_a_batch_leaves_the_outbox_when_stored_not_on_puback(tmp_path: Path, broker: Service) -> None:
+    async with Outbox(tmp_path / "outbox.db", agent="a3", ward=WARD) as box:
+        pub = Publisher(cfg=MqttSection(host="127.0.0.1", port=broker.port), agent="a3", ward=WARD, outbox=box)
+        task = await _run(pub)
+        try:
+            for i in range(6):
+                await box.put([reading(i)])
+            await wait_until(lambda: pub.published == 6, 10, "six PUBACKs")
+            assert (await box.stats()).depth == 6, "PUBACK deletes nothing"
+            await asyncio.to_thread(_stored, broker.port, "a3", 2, [(4, 4)])
+            await wait_until(lambda: pub.stored == 3, 5, "seqs 0, 1 and 4 deleted")
+            assert [s for s, _ in await box.pending(after=-1, limit=10)] == [2, 3, 5]
+            await asyncio.to_thread(_stored, broker.port, "a3", 99)  # above our next seq: another outbox's
+            await wait_until(lambda: pub.stored_invalid == 1, 5, "the bogus watermark refused")
+            assert (await box.stats()).depth == 3 and pub.watermark == 2
+        finally:
+            await _stop(task)
+
+
+async def test_puback_without_stored_is_sent_again_then_backs_off(tmp_path: Path, broker: Service) -> None:
+    listener = Listener(broker.port, wire.readings_topic(WARD, "a4"))
+    async with Outbox(tmp_path / "outbox.db", agent="a4", ward=WARD) as box:
+        cfg = MqttSection(host="127.0.0.1", port=broker.port)
+        pub = Publisher(cfg=cfg, agent="a4", ward=WARD, outbox=box, resend_after=1.0, window=2)
+        task = await _run(pub)
+        try:
+            for i in range(4):
+                await box.put([reading(i)])
+            # Nothing reports it stored: after 1 s everything goes again (a full rewind) ...
+            await wait_until(lambda: listener.seqs().count(3) >= 2, 5, "seq 3 sent again")
+            # ... then, while still nothing is stored, probes of `window` batches, 2 s, 4 s apart.
+            await asyncio.sleep(5.0)
+            assert pub.rewinds <= 3 and listener.seqs().count(3) == 2, (pub.rewinds, listener.seqs())
+            assert pub.connections == 1, "all on one connection"
+            _stored(broker.port, "a4", 4)
+            await wait_until(lambda: pub.stored == 4, 10, "the outbox emptied once stored")
+            assert pub.resent >= 4
+        finally:
+            await _stop(task)
+            listener.close()
+
+
+async def test_a_refused_batch_is_sent_again_on_the_same_connection(tmp_path: Path, broker: Service) -> None:
+    """A PUBACK with a failure reason code (>= 0x80). Mosquitto 2.0.11 drops the connection
+    after the one it can send (0x87, an ACL denial), which hides the bug; brokers that keep
+    the connection (quota exceeded, 0x97) do not. So the first real PUBACK is read as 0x97."""
+    listener = Listener(broker.port, wire.readings_topic(WARD, "a5"))
+    async with Outbox(tmp_path / "outbox.db", agent="a5", ward=WARD) as box:
+        pub = Publisher(cfg=MqttSection(host="127.0.0.1", port=broker.port), agent="a5", ward=WARD, outbox=box,
+                        resend_after=1.0)
+        real, refused = pub._on_publish, ReasonCode(PacketTypes.PUBACK, "Quota exceeded")
+        pub._on_publish = lambda c, u, mid, rc, p: real(c, u, mid, refused if pub.refused == 0 else rc, p)  # type: ignore[method-assign]
+        task = await _run(pub)
+        try:
+            await box.put([reading(0)])
+            await wait_until(lambda: listener.seqs() == [0, 0], 5, "the refused batch, sent again")
+            assert (pub.refused, pub.published, pub.connections) == (1, 1, 1)
+            assert (await box.stats()).depth == 1, "and still kept until stored"
+        finally:
+            await _stop(task)
+            listener.close()

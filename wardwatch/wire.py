@@ -109,7 +109,13 @@ def encode(batch: Batch) -> bytes:
             if isinstance(value, float) and not math.isfinite(value):
                 raise WireError(f"readings[{i}].fields.{key}: {value} is not a finite number")
     check(batch)
-    return _encoder.encode(batch)
+    payload = _encoder.encode(batch)
+    # The collector's own checks, on the very bytes it will get: what msgspec does not
+    # check when it encodes (patterns, lengths, bounds, the size cap) fails here, in the
+    # agent, rather than in the collector's dead-letter file. It costs about 0.3 ms for a
+    # 48-port switch batch (97 readings, 20 kB), once per poll (docs/mqtt.md).
+    decode(payload)
+    return payload
 
 
 def decode(payload: bytes) -> Batch:
@@ -176,12 +182,18 @@ def events_topic(ward: str, agent: str) -> str:
     return f"{PREFIX}/{ward}/{agent}/events"
 
 
+def stored_topic(ward: str, agent: str) -> str:
+    """Retained, from the collectors: how far this agent's batches are durably stored."""
+    return f"{PREFIX}/{ward}/{agent}/stored"
+
+
 def alerts_topic(ward: str, severity: str) -> str:
     return f"{PREFIX}/alerts/{ward}/{severity}"
 
 
 READINGS_FILTER: Final = f"{PREFIX}/+/+/readings"
 STATUS_FILTER: Final = f"{PREFIX}/+/+/status"
+STORED_FILTER: Final = f"{PREFIX}/+/+/stored"
 
 
 def shared(group: str, topic_filter: str) -> str:
@@ -292,3 +304,52 @@ def event_payload(*, agent: str, ward: str, device: str, time_ms: int, topic: st
 def decode_event(topic: str, payload: bytes) -> Event:
     """Decode an ``events`` payload and check that it came from the topic it names."""
     return _decode_on(topic, payload, "events", _event_decoder, cap=16384)
+
+
+# Stored ---------------------------------------------------------------------------
+
+MAX_STORED_RANGES: Final = 256
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Stored(FromAgent, forbid_unknown_fields=True):
+    """The retained ``stored`` message a collector publishes for one agent.
+
+    ``watermark``: every seq below it is durably stored (in InfluxDB or a collector's
+    spool), or was never going to be: it is below the agent's own ``pending_from``, so the
+    agent no longer holds it (stored earlier, or dropped by its outbox bounds and counted).
+    ``ranges``: further seqs above the watermark that are durably stored, as inclusive
+    ``[first, last]`` pairs in ascending order; a share group's members store
+    interleaved seqs, and this lets the agent delete them before the holes fill.
+    """
+
+    watermark: Seq
+    time_ms: Seq
+    ranges: Annotated[list[tuple[Seq, Seq]], msgspec.Meta(max_length=MAX_STORED_RANGES)] = []
+    collector: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
+_stored_decoder = msgspec.json.Decoder(Stored)
+
+
+def stored_payload(
+    *, agent: str, ward: str, watermark: int, time_ms: int, ranges: list[tuple[int, int]] | None = None,
+    collector: str = "",
+) -> bytes:
+    """The payload on ``stored_topic(ward, agent)``; checked like what decode_stored accepts."""
+    doc = Stored(schema=SCHEMA, agent=agent, ward=ward, watermark=watermark, time_ms=time_ms,
+                 ranges=list(ranges or [])[:MAX_STORED_RANGES], collector=collector[:128])
+    payload = _encoder.encode(doc)
+    decode_stored(stored_topic(ward, agent), payload)
+    return payload
+
+
+def decode_stored(topic: str, payload: bytes) -> Stored:
+    """Decode a ``stored`` payload: the topic's agent, ranges ascending, above the watermark."""
+    doc = _decode_on(topic, payload, "stored", _stored_decoder, cap=16384)
+    low = doc.watermark
+    for first, last in doc.ranges:
+        if first < low or last < first:
+            raise WireError(f"stored ranges must be ascending, disjoint and above the watermark {doc.watermark}")
+        low = last + 1
+    return doc

@@ -27,6 +27,20 @@ class OutboxSection(Strict):
     )
 
 
+class AgentMqtt(MqttSection):
+    """The shared ``mqtt:`` section plus what only the agent's publisher needs."""
+
+    resend_after: Duration = Field(
+        60.0,
+        ge=1,
+        le=86400,
+        description=(
+            "a batch the broker acknowledged but no collector reported stored within this is "
+            "published again; while nothing gets stored the wait doubles, up to 1 h"
+        ),
+    )
+
+
 SNMP_VERSION_NUMBERS = {1: "1", 2: "2c", 3: "3"}  # version: 2 in YAML means 2c
 
 
@@ -104,6 +118,10 @@ class CameraOptions(Strict):
         5.0, gt=0, le=86400, description="clock difference beyond which an auth failure is blamed on the clock"
     )
     inventory_every: int = Field(60, ge=1, le=100000, description="send manufacturer/model/firmware every N polls")
+    tls_ca: Path | None = Field(
+        None, description="CA bundle that rtsps and https snapshot certificates must chain to (host name checked); "
+        "unset: TLS without certificate checks, as cameras ship self-signed certificates"
+    )
 
 
 class DeviceConfig(Strict):
@@ -134,7 +152,7 @@ class DeviceConfig(Strict):
 
 class AgentConfig(Strict):
     agent: AgentSection
-    mqtt: MqttSection = Field(default_factory=MqttSection)
+    mqtt: AgentMqtt = Field(default_factory=AgentMqtt)
     outbox: OutboxSection
     auth: dict[str, AuthProfile] = Field(default_factory=dict, description="named credentials")
     devices: list[DeviceConfig] = Field(default_factory=list, max_length=5000)

@@ -1,5 +1,7 @@
 """The durable outbox: every batch is committed to SQLite before it is published, and
-deleted only after the broker acknowledged it (PUBACK).
+deleted only once a collector reports it durably stored (the retained ``stored``
+watermark, docs/reliability.md), not on the broker's PUBACK: a broker that discards an
+expired session's queue, or a share-group member that dies with its share, cannot lose it.
 
 The next ``seq`` is stored in the same transaction as the batch, so seq has no gaps and
 never repeats, even across a crash. SQLite runs in WAL mode with ``synchronous=FULL``
@@ -209,6 +211,36 @@ class Outbox(SqliteFile):
                 if row is not None:
                     self._bytes -= row[0]
 
+    async def confirm(self, below: int, ranges: Sequence[tuple[int, int]] = ()) -> int:
+        """Delete the batches a ``stored`` message covers: every seq below ``below`` and
+        those in the inclusive ``ranges``; return how many were deleted."""
+        deleted: int = await self._call(self._confirm, below, list(ranges))
+        return deleted
+
+    def _confirm(self, below: int, ranges: list[tuple[int, int]]) -> int:
+        count = 0
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            spans = [(-1, below - 1), *ranges]
+            for first, last in spans:
+                if last < first:
+                    continue
+                rows = self.db.execute(
+                    "DELETE FROM batches WHERE seq >= ? AND seq <= ? RETURNING length(payload)", (first, last)
+                ).fetchall()
+                count += len(rows)
+                self._bytes -= sum(int(r[0]) for r in rows)
+        return count
+
+    async def present(self, first: int, last: int) -> set[int]:
+        """The seqs from ``first`` to ``last`` (inclusive) still in the outbox."""
+        seqs: set[int] = await self._call(self._present, first, last)
+        return seqs
+
+    def _present(self, first: int, last: int) -> set[int]:
+        rows = self.db.execute("SELECT seq FROM batches WHERE seq >= ? AND seq <= ?", (first, last)).fetchall()
+        return {int(r[0]) for r in rows}
+
     async def stats(self) -> OutboxStats:
         stats: OutboxStats = await self._call(self._stats)
         return stats
@@ -227,7 +259,7 @@ class Outbox(SqliteFile):
 
 @dataclass(frozen=True, slots=True)
 class OutboxStats:
-    depth: int  # batches waiting for a PUBACK
+    depth: int  # batches not yet reported stored by a collector
     oldest_s: float  # age of the oldest of them
     bytes: int  # stored (compressed) payload bytes
     dropped_batches: int  # deleted by the bounds, since the file was created

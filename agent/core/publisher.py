@@ -1,11 +1,24 @@
-"""Moves batches from the outbox to the broker, and deletes them once acknowledged.
+"""Moves batches from the outbox to the broker, and deletes them once a collector has
+stored them.
 
-- QoS 1; a batch leaves the outbox only on a successful PUBACK.
+- QoS 1. PUBACK frees the batch's place in the in-flight window, nothing more: a batch
+  leaves the outbox only when a collector's retained ``stored`` message (on
+  ``wire.stored_topic``, which the publisher subscribes to) covers it: below its
+  ``watermark``, or in one of its ``ranges``. The highest watermark seen is kept; one
+  above the outbox's next seq (a reset outbox under an old agent id) is ignored.
+- A batch PUBACKed (or refused, reason code >= 0x80) but not reported stored within
+  ``resend_after`` is published again: the outbox is rewound and everything still in it
+  drains again, in seq order, at ``drain_rate``. The first rewind after progress sends
+  everything; while no collector reports anything stored, each later rewind waits twice
+  as long (at most ``RESEND_MAX``) and sends only a probe of ``window`` batches, so a
+  collector away for a weekend does not turn into a storm of resends. The first
+  ``stored`` message that deletes anything ends the probe: the rest drains at once.
+  Duplicates are harmless (same series and time overwrite in InfluxDB).
 - A bounded in-flight window: paho wraps its 16-bit message id past 65,535
   unacknowledged messages and silently overwrites them, so we never get near it.
 - The reconnect loop is ours: each connection is a fresh paho client, so nothing stale
-  survives in paho's own queues, and every unacknowledged batch is sent again from the
-  outbox (the collector treats repeats as harmless: same series and time overwrite).
+  survives in paho's own queues, and every batch still in the outbox is sent again
+  (the collector treats repeats as harmless: same series and time overwrite).
 - ``status`` is retained: ``online`` once connected, ``offline`` by the Last Will or on
   a clean stop.
 - MQTT 5 persistent session (``clean_start=False``, session expiry one day) with the
@@ -19,18 +32,22 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import random
 import time
+from collections import OrderedDict
 from typing import Any
 
-from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
+from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from wardwatch import wire
+from wardwatch.agent.core.config import AgentMqtt
 from wardwatch.agent.core.outbox import Outbox
 from wardwatch.aio import first_of
 from wardwatch.config import MqttSection
@@ -41,6 +58,9 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 SESSION_EXPIRY = 86400
+RESEND_AFTER = 60.0  # the default of mqtt.resend_after
+RESEND_MAX = 3600.0  # the longest wait between two resends while nothing gets stored
+MAX_TRACKED = 100_000  # PUBACKed batches whose age we track; past it, the next rewind covers them
 
 
 class Publisher:
@@ -53,6 +73,7 @@ class Publisher:
         outbox: Outbox,
         window: int = 100,
         drain_rate: float = 50.0,
+        resend_after: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.agent = agent
@@ -60,13 +81,30 @@ class Publisher:
         self.outbox = outbox
         self.window = window
         self.drain_rate = drain_rate
+        if resend_after is None:
+            resend_after = cfg.resend_after if isinstance(cfg, AgentMqtt) else RESEND_AFTER
+        self.resend_after = resend_after
         self.connected = False
         self.published = 0  # batches acknowledged by the broker, since start
-        self.refused = 0  # PUBACKs with a failure reason code (e.g. not authorised)
+        self.refused = 0  # PUBACKs with a failure reason code (e.g. not authorised); each is sent again
+        self.stored = 0  # batches deleted from the outbox because a collector reported them stored
+        self.resent = 0  # batches published again because no collector reported them stored in time
+        self.rewinds = 0  # times the outbox was rewound for that
+        self.stored_invalid = 0  # ``stored`` messages refused (bad payload, or above our next seq)
+        self.watermark = 0  # the highest ``stored`` watermark applied
+        self.connections = 0  # successful connections, since start
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> seq
-        self._acked: list[int] = []
+        self._acked: list[int] = []  # PUBACKed (or refused) since the drain loop last looked
+        # PUBACKed or refused, not yet reported stored: seq -> loop time, oldest first.
+        self._unconfirmed: OrderedDict[int, float] = OrderedDict()
+        self._overflow_at: float | None = None  # when a PUBACK found _unconfirmed full
+        self._stored_msgs: list[wire.Stored] = []
+        self._misses = 0  # rewinds since a stored message last deleted anything
+        self._probe_left: int | None = None  # batches a probe rewind may still send
+        self._rewind = False
+        self._resent_below = 0  # seqs below this were published before (by this process)
         self._client: Client | None = None  # the connected client, for best-effort events
         self.events_sent = 0  # events handed to the broker connection (QoS 1)
         self.events_dropped = 0  # events not sent: not connected (they are not stored)
@@ -84,6 +122,10 @@ class Publisher:
     def _on_publish(self, _c: Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._puback, mid, rc)
+
+    def _on_message(self, _c: Client, _u: Any, msg: MQTTMessage) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._stored_msg, msg.topic, bytes(msg.payload))
 
     # event loop side ---------------------------------------------------------------
 
@@ -105,9 +147,31 @@ class Publisher:
             return
         if rc.is_failure:
             self.refused += 1
-            log.error("agent %s: broker refused batch seq=%d: %s; it stays in the outbox", self.agent, seq, rc)
+            log.error(
+                "agent %s: broker refused batch seq=%d: %s; it stays in the outbox and is sent again in %.0f s",
+                self.agent, seq, rc, self._resend_wait(),
+            )
         else:
-            self._acked.append(seq)
+            self.published += 1
+        self._acked.append(seq)
+        self._wake.set()
+
+    def _stored_msg(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = wire.decode_stored(topic, payload)
+        except wire.WireError as exc:
+            self.stored_invalid += 1
+            log.warning("agent %s: ignoring a stored message on %r: %s", self.agent, topic, exc)
+            return
+        if msg.watermark > self.outbox.next_seq:
+            self.stored_invalid += 1
+            log.warning(
+                "agent %s: stored watermark %d (from %s) is above this outbox's next seq %d: an outbox reset "
+                "under the same agent id? ignored", self.agent, msg.watermark, msg.collector or "?",
+                self.outbox.next_seq,
+            )
+            return
+        self._stored_msgs.append(msg)
         self._wake.set()
 
     async def run(self) -> None:
@@ -133,6 +197,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.max_inflight_messages_set(self.window)  # paho's own default is 20
         self._connack: asyncio.Future[ReasonCode] = self._loop.create_future()  # type: ignore[union-attr]
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -161,26 +226,52 @@ class Publisher:
             await self._close(client, clean=False)
             return None
         self.connected = True
+        self.connections += 1
         self._inflight.clear()
+        # Everything still in the outbox is sent again on this connection (_drain).
+        self._unconfirmed.clear()
+        self._overflow_at = None
+        self._rewind = False
         log.info("agent %s: connected to %s", self.agent, describe(self.cfg))
+        client.subscribe(wire.stored_topic(self.ward, self.agent), qos=1)
         client.publish(wire.status_topic(self.ward, self.agent), self._status("online"), qos=1, retain=True)
         self._client = client
         return client
 
     async def _drain(self, client: Client) -> None:
         topic = wire.readings_topic(self.ward, self.agent)
+        loop = asyncio.get_running_loop()
         live_from = self.outbox.next_seq  # older seqs are the backlog
         last_live, last_old = live_from - 1, -1
         backlog = True
+        self._probe_left = self.window if self._misses else None  # nothing stored lately: probe first
         # A full bucket to start with: a short outage's backlog goes at once, in order.
-        tokens, refilled = max(1.0, self.drain_rate), asyncio.get_running_loop().time()
+        tokens, refilled = max(1.0, self.drain_rate), loop.time()
         while self.connected:
             self._wake.clear()
             self.outbox.added.clear()
             if self._acked:
-                done, self._acked = self._acked, []
-                await self.outbox.delete(done)
-                self.published += len(done)
+                await self._track(self._acked, loop.time())
+            if self._stored_msgs:
+                if await self._apply_stored() and self._probe_left is not None:
+                    self._probe_left = None  # a collector is storing again: the rest drains now
+                    backlog = True
+            if self._resend_due(loop.time()):
+                await self._forget_gone()
+            if self._rewind or self._resend_due(loop.time()):
+                # Everything still in the outbox becomes the backlog again, in seq order.
+                self._rewind = False
+                self._probe_left = self.window if self._misses else None
+                self._misses += 1
+                self.rewinds += 1
+                self._unconfirmed.clear()
+                self._overflow_at = None
+                live_from, last_old, backlog = last_live + 1, -1, True
+                log.info(
+                    "agent %s: batches acknowledged by the broker but not reported stored for %.0f s; sending %s "
+                    "again", self.agent, self._resend_wait(),
+                    "the outbox" if self._probe_left is None else f"the oldest {self._probe_left} as a probe",
+                )
             room = self.window - len(self._inflight)
             rows: list[tuple[int, bytes]] = []
             if room > 0:
@@ -189,10 +280,12 @@ class Publisher:
                     last_live = rows[-1][0]
             wait: float | None = None
             if backlog and room > len(rows):
-                now = asyncio.get_running_loop().time()
+                now = loop.time()
                 tokens = min(max(1.0, self.drain_rate), tokens + (now - refilled) * self.drain_rate)
                 refilled = now
                 n = min(room - len(rows), int(tokens))
+                if self._probe_left is not None:
+                    n = min(n, self._probe_left)
                 if n > 0:
                     old = await self.outbox.pending(after=last_old, limit=n, below=live_from)
                     tokens -= len(old)
@@ -200,6 +293,12 @@ class Publisher:
                     if old:
                         last_old = old[-1][0]
                         rows = old + rows
+                        if last_old < self._resent_below:
+                            self.resent += sum(1 for seq, _ in old if seq < self._resent_below)
+                    if self._probe_left is not None:
+                        self._probe_left -= len(old)
+                        if self._probe_left <= 0:
+                            backlog = False  # the probe is out: wait for a stored message or the next rewind
                 if backlog:
                     wait = max(0.01, (1.0 - tokens) / self.drain_rate)
             for seq, payload in rows:
@@ -208,8 +307,76 @@ class Publisher:
                     self._lost(f"publish failed: {info.rc}")
                     return
                 self._inflight[info.mid] = seq
-            if not self._acked and not self._wake.is_set() and not self.outbox.added.is_set():
+                self._resent_below = max(self._resent_below, seq + 1)
+            due = self._next_resend()
+            if due is not None:
+                until = max(0.05, due - loop.time())
+                wait = until if wait is None else min(wait, until)
+            if not self._acked and not self._stored_msgs and not self._wake.is_set() and not self.outbox.added.is_set():
                 await first_of(self._wake.wait(), self.outbox.added.wait(), within=wait)
+
+    async def _track(self, seqs: list[int], now: float) -> None:
+        """PUBACKed or refused batches: their place in the window is free; they wait for ``stored``."""
+        self._acked = []
+        for seq in seqs:
+            if seq < self.watermark:
+                continue  # reported stored before its PUBACK came
+            if len(self._unconfirmed) >= MAX_TRACKED:
+                if self._overflow_at is None:
+                    self._overflow_at = now
+                continue
+            self._unconfirmed.pop(seq, None)
+            self._unconfirmed[seq] = now
+
+    async def _apply_stored(self) -> bool:
+        """Delete what the collectors' ``stored`` messages cover; True if anything went."""
+        msgs, self._stored_msgs = self._stored_msgs, []
+        below = max(self.watermark, *(m.watermark for m in msgs))
+        top = self.outbox.next_seq
+        ranges = [(a, min(b, top - 1)) for m in msgs for a, b in m.ranges if b >= below and a < top]
+        deleted = await self.outbox.confirm(below, ranges)
+        raised = below > self.watermark
+        self.watermark = below
+        if self._unconfirmed:
+            spans = sorted(ranges)
+            starts = [a for a, _ in spans]
+            ends = list(itertools.accumulate((b for _, b in spans), max))
+
+            def covered(seq: int) -> bool:
+                i = bisect.bisect_right(starts, seq) - 1
+                return seq < below or (i >= 0 and ends[i] >= seq)
+
+            for seq in [s for s in self._unconfirmed if covered(s)]:
+                del self._unconfirmed[seq]
+        self.stored += deleted
+        if deleted or raised:
+            self._misses = 0
+            return True
+        return False
+
+    async def _forget_gone(self) -> None:
+        """Before a rewind: stop waiting for batches no longer in the outbox (a ``stored``
+        range deleted them before their PUBACK came)."""
+        if not self._unconfirmed:
+            return
+        present = await self.outbox.present(min(self._unconfirmed), max(self._unconfirmed))
+        for seq in [s for s in self._unconfirmed if s not in present]:
+            del self._unconfirmed[seq]
+
+    def _resend_wait(self) -> float:
+        """How long a PUBACKed batch waits for ``stored`` before it is sent again."""
+        return min(max(self.resend_after, RESEND_MAX), self.resend_after * 2.0 ** min(self._misses, 16))
+
+    def _next_resend(self) -> float | None:
+        """Loop time at which the oldest unconfirmed batch is due to be sent again."""
+        oldest = next(iter(self._unconfirmed.values()), None)
+        if self._overflow_at is not None:
+            oldest = self._overflow_at if oldest is None else min(oldest, self._overflow_at)
+        return None if oldest is None else oldest + self._resend_wait()
+
+    def _resend_due(self, now: float) -> bool:
+        due = self._next_resend()
+        return due is not None and now >= due
 
     def publish_event(self, payload: bytes) -> bool:
         """Best-effort live event on the ``events`` topic: QoS 1 when connected, else dropped
