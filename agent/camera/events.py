@@ -5,6 +5,12 @@ what the camera queued since the last one, renews when less than half the lifeti
 left, and recreates the subscription when the camera no longer knows it (a fault on the
 old reference, as after a reboot). Messages are classified by topic into tamper, video
 loss, storage failure, motion and other (topics as in devices.md section C).
+
+Messages come in every shape (no topic, a topic made of elements, a Message that is only
+text, items without names, 10 kB values): each is read defensively, its text cleaned and
+capped (:func:`wardwatch.agent.core.text.clean`), at most :data:`MAX_ITEMS` items each and
+:data:`MESSAGE_LIMIT` messages a pull. One that cannot be read at all is skipped and counted
+(``PullPoint.skipped``), never the end of the poll.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardwatch.agent.camera.onvif import PULLPOINT_NS, OnvifClient, Unsupported
+from wardwatch.agent.camera.onvif import PULLPOINT_NS, BadXml, OnvifClient, Unsupported
 from wardwatch.agent.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from wardwatch.agent.core.text import MAX_EVENT, MAX_FIELD, MAX_TAG, clean
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("tamper", "video_loss", "storage_failure", "motion", "other")
 MESSAGE_LIMIT = 100
+MAX_ITEMS = 32  # SimpleItems kept per Source or Data
+# what reading an odd message can raise (zeep objects and lxml elements of unexpected shapes)
+ODD_SHAPE = (AttributeError, TypeError, ValueError, KeyError, IndexError)
 _TRUE = {"true", "1", "on", "yes"}
 _FALSE = {"false", "0", "off", "no"}
 
@@ -57,38 +67,60 @@ class CameraEvent:
         return not values or not all(v in _FALSE for v in values)
 
 
+def _scalar(value: Any, limit: int) -> str:
+    """Cleaned text of an attribute or element text; anything else (an element, a list) is ""."""
+    if isinstance(value, str | int | float | bool):
+        return clean(str(value), limit=limit)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return ""
+
+
 def _items(container: Any) -> dict[str, str]:
+    """Name -> Value of the SimpleItems under ``container``: at most MAX_ITEMS, names and
+    values cleaned; items without a name are skipped."""
     if container is None:
         return {}
     if hasattr(container, "tag"):  # an lxml element
-        return {str(e.get("Name")): str(e.get("Value")) for e in container if str(e.tag).endswith("SimpleItem")}
-    items = getattr(container, "SimpleItem", None) or []
-    return {str(getattr(i, "Name", "")): str(getattr(i, "Value", "")) for i in items}
+        pairs = ((e.get("Name"), e.get("Value")) for e in container if str(e.tag).endswith("SimpleItem"))
+    else:
+        items = getattr(container, "SimpleItem", None) or []
+        if not isinstance(items, list):
+            items = [items]
+        pairs = ((getattr(i, "Name", None), getattr(i, "Value", None)) for i in items)
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = _scalar(name, MAX_TAG)
+        if key:
+            out[key] = _scalar(value, MAX_EVENT)
+            if len(out) >= MAX_ITEMS:
+                break
+    return out
 
 
 def parse_message(msg: Any) -> CameraEvent | None:
-    """A wsnt:NotificationMessage (as zeep gives it) -> CameraEvent; None when it has no topic."""
+    """A wsnt:NotificationMessage (as zeep gives it) -> CameraEvent; None when it has no
+    usable topic. Raises one of ODD_SHAPE for a message of a shape beyond reading."""
     topic_obj = getattr(msg, "Topic", None)
-    topic = getattr(topic_obj, "_value_1", topic_obj)
-    if topic is None or not str(topic).strip():
+    topic = _scalar(getattr(topic_obj, "_value_1", topic_obj), MAX_FIELD)
+    if not topic:
         return None
-    topic = str(topic).strip()[:200]
     wrapper = getattr(msg, "Message", None)
     body = getattr(wrapper, "_value_1", wrapper)
-    if body is None:
+    if body is None or isinstance(body, str | bytes | list):
         return CameraEvent(topic=topic, cls=classify(topic))
     if hasattr(body, "tag"):  # lxml element tt:Message
         def child(name: str) -> Any:
             return next((c for c in body if str(c.tag).endswith("}" + name) or c.tag == name), None)
 
         return CameraEvent(
-            topic=topic, cls=classify(topic), operation=str(body.get("PropertyOperation") or ""),
-            utc_time=str(body.get("UtcTime") or ""), source=_items(child("Source")), data=_items(child("Data")),
+            topic=topic, cls=classify(topic), operation=_scalar(body.get("PropertyOperation") or "", 32),
+            utc_time=_scalar(body.get("UtcTime") or "", 64), source=_items(child("Source")),
+            data=_items(child("Data")),
         )
-    utc = getattr(body, "UtcTime", None)
     return CameraEvent(
-        topic=topic, cls=classify(topic), operation=str(getattr(body, "PropertyOperation", "") or ""),
-        utc_time=utc.isoformat() if isinstance(utc, dt.datetime) else str(utc or ""),
+        topic=topic, cls=classify(topic), operation=_scalar(getattr(body, "PropertyOperation", "") or "", 32),
+        utc_time=_scalar(getattr(body, "UtcTime", None) or "", 64),
         source=_items(getattr(body, "Source", None)), data=_items(getattr(body, "Data", None)),
     )
 
@@ -127,6 +159,7 @@ class PullPoint:
         self.renewed = 0
         self.unsupported = False
         self.last_error = ""
+        self.skipped = 0  # messages that could not be read at all, ever
 
     @property
     def subscribed(self) -> bool:
@@ -140,7 +173,7 @@ class PullPoint:
                 left = (term - current).total_seconds()
             except TypeError:  # one naive, one aware
                 left = (term.replace(tzinfo=None) - current.replace(tzinfo=None)).total_seconds()
-            self.expires_at = now + max(0.0, left)
+            self.expires_at = now + min(max(0.0, left), 10 * self.lifetime_s)
         else:
             self.expires_at = now + self.lifetime_s
 
@@ -156,6 +189,9 @@ class PullPoint:
         address = getattr(addr_obj, "_value_1", addr_obj)
         if not address:
             raise DeviceProtocolError("CreatePullPointSubscription: no SubscriptionReference/Address")
+        if not isinstance(address, str) or len(address) > 2048 or not address.strip().isprintable() \
+                or not address.strip().lower().startswith(("http://", "https://")):
+            raise DeviceProtocolError("CreatePullPointSubscription: the subscription's Address is not an http URL")
         cam.xaddrs[PULLPOINT_NS] = cam.rewrite_url(str(address).strip())
         # The library binds the pullpoint and subscription services to that address.
         await self.client.call("pullpoint service", lambda: cam.create_pullpoint_service())
@@ -185,9 +221,25 @@ class PullPoint:
         )
         self._expiry(answer)
         msgs = getattr(answer, "NotificationMessage", None) or []
-        return [ev for ev in (parse_message(m) for m in msgs) if ev is not None]
+        if not isinstance(msgs, list):
+            msgs = [msgs]
+        if len(msgs) > MESSAGE_LIMIT:  # more than asked for
+            self.skipped += len(msgs) - MESSAGE_LIMIT
+            msgs = msgs[:MESSAGE_LIMIT]
+        out: list[CameraEvent] = []
+        for m in msgs:
+            try:
+                ev = parse_message(m)
+            except ODD_SHAPE as exc:
+                self.skipped += 1
+                log.debug("camera %s: unreadable event message: %s: %s", self.client.host, type(exc).__name__, exc)
+                continue
+            if ev is not None:
+                out.append(ev)
+        return out
 
     def drop(self, why: str) -> None:
+        why = clean(why, limit=MAX_FIELD)
         if self.address is not None:
             log.info("camera %s: event subscription lost: %s", self.client.host, why)
         self.address = None
@@ -218,8 +270,10 @@ class PullPoint:
                     self.drop(str(exc))
                     return []
                 self.drop(f"{exc.reason}: {exc}")
-            except DeviceTimeout as exc:
-                self.last_error = str(exc)  # a slow camera is not a lost subscription
+            except (DeviceTimeout, BadXml) as exc:
+                # A slow camera, or one whose answer was garbage, has not lost its subscription:
+                # recreating it would leave the old one to pile up on the camera until it expires.
+                self.last_error = clean(f"{exc.reason}: {exc}", limit=MAX_FIELD)
                 return []
             except DeviceError as exc:
                 was = self.subscribed

@@ -9,6 +9,12 @@ Every library error is translated here (STYLE 5): timeouts, refused connections,
 faults (``ter:NotAuthorized`` is auth), HTTP 401, broken XML. Callers see only
 :class:`~wardwatch.agent.core.errors.DeviceError` subclasses whose ``reason`` is the error class.
 
+What a camera says is untrusted (see :func:`_harden`): answers are parsed without entity
+expansion, DTDs or external references, within libxml2's depth and size limits
+(onvif-zeep-async turns those off with ``xml_huge_tree``; we turn them back on), and read
+only up to :data:`MAX_ANSWER` bytes. Text that leaves this module is cleaned
+(:func:`wardwatch.agent.core.text.clean`).
+
 The ``onvif`` package is imported lazily (it takes ~0.4 s and configures the root logger
 at import; see :func:`_lib`).
 """
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import importlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +42,7 @@ from wardwatch.agent.core.errors import (
     DeviceTimeout,
     DeviceUnreachable,
 )
+from wardwatch.agent.core.text import MAX_FIELD, clean
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +69,20 @@ class ClockSkewAuthError(DeviceAuthError):
 
 class BadXml(DeviceProtocolError):
     reason = "bad_xml"
+
+
+class AnswerTooLarge(BadXml):
+    """A SOAP answer over MAX_ANSWER bytes: not read, not parsed."""
+
+
+class BadHttp(DeviceProtocolError):
+    """An answer that is not HTTP: a header line over aiohttp's limit, a broken status line."""
+
+    reason = "bad_http"
+
+
+MAX_ANSWER = 8 * 1024 * 1024  # a SOAP answer; GetEventProperties of a big NVR is well under 1 MB
+MAX_URI = 2048
 
 
 class SoapFaultError(DeviceProtocolError):
@@ -92,15 +115,89 @@ def _lib() -> SimpleNamespace:
         import onvif
         import onvif.client
         import onvif.exceptions
+        import onvif.settings
         import onvif.util
         import zeep.exceptions
         etree = importlib.import_module("lxml.etree")  # lxml has no type stubs here
 
         root.handlers[:] = handlers
         root.setLevel(level)
+        _harden(onvif.settings.DEFAULT_SETTINGS)
+        for name in ("zeep.xsd.types.simple", "zeep.xsd.elements.attribute"):
+            logging.getLogger(name).addFilter(_quiet_zeep)
         _LIB = SimpleNamespace(onvif=onvif, client=onvif.client, exc=onvif.exceptions, util=onvif.util,
                                zexc=zeep.exceptions, etree=etree)
     return _LIB
+
+
+def _quiet_zeep(record: logging.LogRecord) -> bool:
+    """zeep logs a full traceback at ERROR for every value it cannot read (a camera's
+    ``UtcTime="yesterday"``), then reads it as None and goes on. Once per message and poll,
+    that buries the agent's log; it becomes one DEBUG line with the error's text."""
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _harden(settings: Any) -> None:
+    """Make the library's shared zeep settings safe for answers from untrusted devices.
+
+    onvif-zeep-async parses every answer (and its packaged WSDLs) with one ``Settings``
+    object that has ``xml_huge_tree=True``, which lifts libxml2's limits on depth, text
+    size and entity amplification. zeep always parses with ``resolve_entities=False``;
+    on top of that an answer with a DTD (the carrier of a billion-laughs bomb), an entity
+    declaration or an external reference is refused outright. The packaged WSDLs have
+    none of them. ``strict`` stays False: cameras send sloppy XML, and zeep's recovery
+    of it is what the library relies on."""
+    settings.xml_huge_tree = False
+    settings.forbid_dtd = True
+    settings.forbid_entities = True
+    settings.forbid_external = True
+
+
+async def _bounded_post(transport: Any, address: str, message: str | bytes,
+                        headers: dict[str, str]) -> tuple[Any, bytes]:
+    """The library's ``AIOHTTPTransport._post_internal``, reading at most MAX_ANSWER bytes.
+
+    The library reads an answer whole (``response.read()``), whatever its size; a camera
+    that streams an endless body would take the agent's memory with it."""
+    headers = dict(headers or {})
+    headers.setdefault("Content-Type", 'text/xml; charset="utf-8"')
+    data = message.encode("utf-8") if isinstance(message, str) else message
+    response = await transport.session.post(address, data=data, headers=headers, proxy=transport.proxy,
+                                            timeout=transport._client_timeout)
+    try:
+        length = response.content_length
+        if length is not None and length > MAX_ANSWER:
+            raise AnswerTooLarge(f"answer of {length} bytes is over the {MAX_ANSWER // 2**20} MiB cap")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > MAX_ANSWER:
+                raise AnswerTooLarge(f"answer over the {MAX_ANSWER // 2**20} MiB cap")
+    except AnswerTooLarge:
+        response.close()  # drop the connection rather than read the rest
+        raise
+    response.release()
+    return response, bytes(body)
+
+
+def _bound_answers(cam: Any) -> None:
+    """Put :func:`_bounded_post` in place on each of the camera's service transports (once each).
+    A library whose transport no longer looks as expected is left as it is, with a warning."""
+    for svc in list(getattr(cam, "services", {}).values()):
+        transport = getattr(svc, "transport", None)
+        if transport is None or getattr(transport, "_wardwatch_bounded", False):
+            continue
+        transport._wardwatch_bounded = True
+        if not all(hasattr(transport, a) for a in ("_post_internal", "session", "proxy", "_client_timeout")):
+            log.warning("onvif-zeep-async's transport has changed: SOAP answers are not size-capped")
+            continue
+        transport._post_internal = functools.partial(_bounded_post, transport)
 
 
 def onvif_module() -> ModuleType:
@@ -144,6 +241,8 @@ class ProfileInfo:
 def translate(exc: BaseException, what: str) -> DeviceError | None:
     """The agent's exception for a library error, or None when ``exc`` is not one."""
     lib = _lib()
+    if isinstance(exc, AnswerTooLarge):  # raised by _bounded_post, which does not know the operation
+        return AnswerTooLarge(f"{what}: {exc}")
     if isinstance(exc, DeviceError):
         return exc
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | lib.exc.ONVIFTimeoutError):
@@ -154,6 +253,10 @@ def translate(exc: BaseException, what: str) -> DeviceError | None:
         return DeviceUnreachable(f"{what}: {exc.os_error or exc}")
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
         return CameraDisconnected(f"{what}: the camera closed the connection")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # aiohttp's parser refused the answer (a header line over 8 KiB, a broken status line):
+        # the camera answered, with something that is not HTTP.
+        return BadHttp(f"{what}: not a usable HTTP answer: {clean(str(exc.message), limit=120)}")
     if isinstance(exc, aiohttp.ClientError | ConnectionError):
         return DeviceUnreachable(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, lib.exc.ONVIFAuthError):
@@ -176,8 +279,10 @@ def translate(exc: BaseException, what: str) -> DeviceError | None:
     if isinstance(exc, lib.zexc.XMLSyntaxError | lib.zexc.XMLParseError | lib.etree.XMLSyntaxError
                   | UnicodeDecodeError):
         return BadXml(f"{what}: invalid XML in the answer")
+    if isinstance(exc, lib.zexc.DTDForbidden | lib.zexc.EntitiesForbidden | lib.zexc.ExternalReferenceForbidden):
+        return BadXml(f"{what}: the answer has a DTD, entities or external references (refused, not expanded)")
     if isinstance(exc, lib.zexc.Error):
-        return DeviceProtocolError(f"{what}: {type(exc).__name__}: {exc}")
+        return DeviceProtocolError(f"{what}: {type(exc).__name__}: {clean(str(exc), limit=120)}")
     if isinstance(exc, lib.exc.ONVIFError):
         cause = exc.__cause__
         if cause is not None and cause is not exc:
@@ -189,22 +294,32 @@ def translate(exc: BaseException, what: str) -> DeviceError | None:
 
 
 def _text(obj: Any, *path: str) -> str:
+    """Device text at ``path``, cleaned (control characters out, at most MAX_FIELD characters)."""
     for name in path:
         obj = getattr(obj, name, None)
         if obj is None:
             return ""
-    return str(obj).strip()[:200]
+    if not isinstance(obj, str | int | float):  # an element, a list: not text
+        return ""
+    return clean(str(obj), limit=MAX_FIELD)
+
+
+MAX_NUMBER = 1e12  # no resolution, frame rate or bitrate comes near
 
 
 def _num(obj: Any, *path: str) -> float:
+    """A number at ``path``; 0 when absent, not a number, not finite (``nan``, ``1e999``) or absurd."""
     for name in path:
         obj = getattr(obj, name, None)
         if obj is None:
             return 0.0
-    try:
-        return float(obj)
-    except (TypeError, ValueError):
+    if isinstance(obj, str) and len(obj) > 64:
         return 0.0
+    try:
+        value = float(obj)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return value if math.isfinite(value) and abs(value) <= MAX_NUMBER else 0.0
 
 
 def parse_clock(answer: Any, *, sent: float, received: float) -> ClockReading:
@@ -221,8 +336,8 @@ def parse_clock(answer: Any, *, sent: float, received: float) -> ClockReading:
     try:
         cam = dt.datetime(int(date.Year), int(date.Month), int(date.Day), int(tod.Hour), int(tod.Minute),
                           int(tod.Second), tzinfo=dt.UTC)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise BadXml(f"GetSystemDateAndTime: unusable UTCDateTime: {exc}") from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise BadXml(f"GetSystemDateAndTime: unusable UTCDateTime: {clean(str(exc), limit=120)}") from None
     skew = cam.timestamp() + 0.5 - (sent + received) / 2
     return ClockReading(round(skew, 1), rtt_ms, cam)
 
@@ -246,11 +361,19 @@ def parse_profiles(answer: Any) -> list[ProfileInfo]:
     return out
 
 
-def _uri(answer: Any) -> str | None:
+def _uri(answer: Any, what: str) -> str | None:
+    """MediaUri/Uri; a URI that is not text, is longer than MAX_URI or holds control
+    characters is refused (it would go on a request line)."""
     uri = getattr(answer, "Uri", None)
     if uri is None and isinstance(answer, dict):
         uri = answer.get("Uri")
-    text = str(uri).strip() if uri is not None else ""
+    if uri is None:
+        return None
+    if not isinstance(uri, str):
+        raise BadXml(f"{what}: the Uri is not text")
+    text = uri.strip()
+    if len(text) > MAX_URI or not text.isprintable():
+        raise DeviceProtocolError(f"{what}: unusable Uri ({len(text)} characters: {clean(text, limit=60)!r}...)")
     return text or None
 
 
@@ -283,7 +406,12 @@ class OnvifClient:
         """Run one request under the per-request time limit, translating errors."""
         try:
             async with asyncio.timeout(limit or self.time_limit):
-                return await fn()
+                if self.cam is not None:
+                    _bound_answers(self.cam)
+                result = await fn()
+                if self.cam is not None:
+                    _bound_answers(self.cam)  # services created by fn(), before their first request
+                return result
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # translated below; anything unknown is re-raised as is
@@ -367,7 +495,7 @@ class OnvifClient:
     async def stream_uri(self, token: str) -> str:
         media = await self.service("media")
         req = {"ProfileToken": token, "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}}
-        uri = _uri(await self.call("GetStreamUri", lambda: media.GetStreamUri(req)))
+        uri = _uri(await self.call("GetStreamUri", lambda: media.GetStreamUri(req)), "GetStreamUri")
         if uri is None:
             raise DeviceProtocolError("GetStreamUri: no Uri in the answer")
         return uri
@@ -378,7 +506,7 @@ class OnvifClient:
             answer = await self.call("GetSnapshotUri", lambda: media.GetSnapshotUri({"ProfileToken": token}))
         except (Unsupported, SoapFaultError) as exc:
             raise NoSnapshotUri(str(exc)) from None
-        uri = _uri(answer)
+        uri = _uri(answer, "GetSnapshotUri")
         if uri is None:
             raise NoSnapshotUri("GetSnapshotUri: no Uri in the answer")
         return uri

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from wardwatch.agent.camera.state import Facts, FrozenDetector, assess
 from wardwatch.agent.core.config import AgentConfig, CameraOptions, DeviceConfig
 from wardwatch.agent.core.errors import DeviceAuthError, DeviceError, DeviceTimeout, DeviceUnreachable
 from wardwatch.agent.core.ports import PortStates
+from wardwatch.agent.core.text import MAX_FIELD, clean
 from wardwatch.wire import Reading
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,19 @@ class CameraPollResult:
                 f"{self.poll_ms:.0f}", self.detail)
 
 
+def _tls_context(dev: DeviceConfig) -> ssl.SSLContext:
+    """TLS for rtsps and https snapshots: verified against ``camera.tls_ca`` when set, else
+    encrypted without certificate checks (cameras ship self-signed certificates). A CA
+    file that cannot be read fails closed: the system CAs, which a camera's certificate
+    will not chain to, so the failure shows as ``rtsp_error`` with the TLS reason."""
+    ca = dev.camera.tls_ca
+    try:
+        return rtsp.tls_context(str(ca) if ca is not None else None)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("camera %s: camera.tls_ca %s: %s; certificates will not verify", dev.id, ca, exc)
+        return ssl.create_default_context()
+
+
 class CameraSession:
     """One camera: its config, credentials, ONVIF client and state."""
 
@@ -117,6 +132,7 @@ class CameraSession:
         self.client = OnvifClient(host=device.host, port=device.port or DEFAULT_PORT, username=username,
                                   password=password, time_limit=device.timeout)
         self.state = CameraState(frozen=FrozenDetector(self.options.frozen_after))
+        self.tls = _tls_context(device)  # rtsps and https snapshots
 
     async def close(self) -> None:
         if self.state.events is not None:
@@ -288,6 +304,7 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
         if pong is not None and pong.rtt_ms is not None:
             health["icmp_rtt_ms"] = round(pong.rtt_ms, 3)
 
+    detail = clean(detail, limit=MAX_FIELD)
     ok, reason = assess(Facts(
         online=online, onvif_error=error_class, skew_auth=st.skew_auth and authed,
         rtsp_reason=facts.rtsp_reason, snapshot_uri=facts.snapshot_uri, snapshot_ok=facts.snapshot_ok,
@@ -402,10 +419,11 @@ async def _media(cam: CameraSession, http: aiohttp.ClientSession, health: Fields
     except DeviceError as exc:
         return exc.reason, str(exc)
 
-    rtsp_task = rtsp.probe(stream_uri, username=cam.username, password=cam.password, time_limit=dev.timeout)
+    rtsp_task = rtsp.probe(stream_uri, username=cam.username, password=cam.password, time_limit=dev.timeout,
+                           tls=cam.tls)
     if snap_uri is not None:
         snap_task = snapshot.fetch(http, snap_uri, username=cam.username, password=cam.password,
-                                   time_limit=dev.timeout)
+                                   time_limit=dev.timeout, tls=cam.tls)
         rtsp_res, snap_res = await asyncio.gather(rtsp_task, snap_task)
     else:
         rtsp_res, snap_res = await rtsp_task, None
@@ -413,7 +431,7 @@ async def _media(cam: CameraSession, http: aiohttp.ClientSession, health: Fields
     facts.rtsp_reason = rtsp_res.reason
     health.update({"rtsp_ok": int(rtsp_res.ok), "rtsp_ms": rtsp_res.ms, "rtsp_status": rtsp_res.status})
     if rtsp_res.video is not None and rtsp_res.video.codec:
-        health["rtsp_codec"] = rtsp_res.video.codec
+        health["rtsp_codec"] = rtsp_res.video.codec  # cleaned by rtsp.parse_sdp
     detail = "" if rtsp_res.ok else f"rtsp: {rtsp_res.detail}"
     if snap_res is not None:
         facts.snapshot_ok = snap_res.ok
@@ -445,7 +463,9 @@ def _event_fields(st: CameraState, events_ms: float | None) -> Fields:
     if events_ms is not None:
         fields["events_ms"] = events_ms
     if pp.last_error:
-        fields["error"] = pp.last_error[:200]
+        fields["error"] = clean(pp.last_error, limit=MAX_FIELD)
+    if pp.skipped:
+        fields["skipped"] = pp.skipped
     st.counts.messages = 0
     if st.counts.last_topic:
         fields["last_topic"] = st.counts.last_topic

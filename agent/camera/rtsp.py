@@ -2,22 +2,38 @@
 
 Enough to prove that a camera's stream answers and describes a video track, without
 pulling media: one TCP connection, two or three requests, the SDP parsed for its
-tracks. Everything is bounded by one timeout.
+tracks. Everything is bounded by one timeout, and by sizes: a reply line is at most
+:data:`MAX_LINE` bytes, a reply's head :data:`MAX_HEAD` bytes in :data:`MAX_HEADER_LINES`
+lines, its body :data:`MAX_BODY` bytes. A camera that sends more is an ``rtsp_error``;
+the client never holds more than about twice a line's cap.
+
+``rtsps://`` URLs (RTSP over TLS, RFC 7826 section 19.2; default port 322) are spoken over
+TLS, never in plaintext. Cameras ship self-signed certificates, so by default the
+certificate is not checked (the stream is encrypted, not authenticated); with a CA file
+(``camera.tls_ca``) it is verified, host name included. See docs/cameras.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import math
+import ssl
 import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wardwatch.agent.camera.digest import Challenge, DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.core.text import MAX_FIELD, clean
 
 USER_AGENT = "wardwatch"
+MAX_LINE = 8 * 1024  # one status or header line
+MAX_HEAD = 32 * 1024  # status line and headers together
 MAX_HEADER_LINES = 100
 MAX_BODY = 64 * 1024
+MAX_URL = 2048
+DEFAULT_PORT = 554
+DEFAULT_TLS_PORT = 322
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +62,21 @@ class RtspResult:
 
 
 class RtspProtocolError(Exception):
-    """A reply that is not RTSP."""
+    """A reply that is not RTSP, or one over the size caps."""
+
+
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The client context for rtsps (and https snapshots): with ``ca_file``, the camera's
+    certificate must chain to it and name the host; without, any certificate is taken
+    (cameras on a LAN present self-signed ones), but the session is still TLS 1.2+."""
+    if ca_file is not None:
+        ctx = ssl.create_default_context(cafile=ca_file)
+    else:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 @dataclass(slots=True)
@@ -98,37 +128,63 @@ def parse_sdp(text: str) -> tuple[SdpMedia, ...]:
             fps = float(sec["fps"]) if "fps" in sec else None
         except ValueError:
             fps = None
+        if fps is not None and not (math.isfinite(fps) and 0 <= fps <= 1000):
+            fps = None
+        clock_ok = clock.isascii() and clock.isdigit() and len(clock) <= 9
         out.append(SdpMedia(
-            kind=sec["kind"], codec=codec.upper(), clock_rate=int(clock) if clock.isdigit() else 0,
-            control=sec.get("control", ""), fps=fps,
+            kind=clean(sec["kind"], limit=32), codec=clean(codec.upper(), limit=32),
+            clock_rate=int(clock) if clock_ok else 0, control=clean(sec.get("control", ""), limit=MAX_FIELD), fps=fps,
         ))
     return tuple(out)
 
 
 def split_url(url: str) -> tuple[str, str, int, str | None, str | None]:
     """rtsp URL -> (URL without credentials, host, port, user, password)."""
+    if len(url) > MAX_URL or not url.isprintable():
+        raise ValueError(f"not a usable rtsp URL: {clean(url, limit=80)!r}")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
-        raise ValueError(f"not an rtsp URL: {url!r}")
-    port = parts.port or 554
+        raise ValueError(f"not an rtsp URL: {clean(url, limit=80)!r}")
+    port = parts.port or (DEFAULT_TLS_PORT if parts.scheme.lower() == "rtsps" else DEFAULT_PORT)
     netloc = parts.netloc.rpartition("@")[2]
-    clean = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    bare = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
-    return clean, parts.hostname, port, user, password
+    return bare, parts.hostname, port, user, password
+
+
+async def _line(reader: asyncio.StreamReader, budget: int) -> str:
+    """One reply line, at most MAX_LINE bytes (and what is left of the head's ``budget``).
+
+    ``readuntil`` stops at the reader's limit (MAX_LINE, set at connect): a longer line is
+    refused without being buffered, where ``readline()`` would raise ValueError past 64 KiB."""
+    try:
+        raw = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:
+        raise RtspProtocolError(f"a reply line longer than {MAX_LINE} bytes") from None
+    except asyncio.IncompleteReadError as exc:
+        raw = exc.partial  # the camera closed the connection; what came is the last line
+    if len(raw) > budget:
+        raise RtspProtocolError(f"a reply head longer than {MAX_HEAD} bytes")
+    return raw.decode("latin-1")
 
 
 async def _read_reply(reader: asyncio.StreamReader) -> _Reply:
-    status_line = (await reader.readline()).decode("latin-1").strip()
+    budget = MAX_HEAD
+    raw = await _line(reader, budget)
+    budget -= len(raw)
+    status_line = raw.strip()
     if not status_line:
         raise RtspProtocolError("connection closed without a reply")
     proto, _, rest = status_line.partition(" ")
     code, _, text = rest.partition(" ")
-    if not proto.startswith("RTSP/") or not code.isdigit():
-        raise RtspProtocolError(f"not an RTSP status line: {status_line[:80]!r}")
+    if not proto.startswith("RTSP/") or not (len(code) == 3 and code.isascii() and code.isdigit()):
+        raise RtspProtocolError(f"not an RTSP status line: {clean(status_line, limit=80)!r}")
+    text = clean(text, limit=80)
     headers: list[tuple[str, str]] = []
     for _ in range(MAX_HEADER_LINES):
-        line = (await reader.readline()).decode("latin-1")
+        line = await _line(reader, budget)
+        budget -= len(line)
         if not line.strip():
             break
         name, sep, value = line.partition(":")
@@ -137,10 +193,9 @@ async def _read_reply(reader: asyncio.StreamReader) -> _Reply:
     else:
         raise RtspProtocolError("too many header lines")
     length_text = next((v for k, v in headers if k == "content-length"), "0")
-    try:
-        length = int(length_text)
-    except ValueError:
-        raise RtspProtocolError(f"bad Content-Length {length_text!r}") from None
+    if not (length_text.isascii() and length_text.isdigit() and len(length_text) <= 12):
+        raise RtspProtocolError(f"bad Content-Length {clean(length_text, limit=40)!r}")
+    length = int(length_text)
     if length < 0 or length > MAX_BODY:
         raise RtspProtocolError(f"Content-Length {length} out of range")
     body = await reader.readexactly(length) if length else b""
@@ -171,27 +226,35 @@ class _Conn:
         return await _read_reply(self.reader)
 
 
-async def probe(url: str, *, username: str | None, password: str | None, time_limit: float) -> RtspResult:
-    """OPTIONS + DESCRIBE on ``url``; never raises for a device's fault, only reports it."""
+async def probe(url: str, *, username: str | None, password: str | None, time_limit: float,
+                tls: ssl.SSLContext | None = None) -> RtspResult:
+    """OPTIONS + DESCRIBE on ``url``; never raises for a device's fault, only reports it.
+
+    ``rtsps`` URLs go over TLS with ``tls`` (default: :func:`tls_context`, no verification)."""
     started = time.monotonic()
 
     def done(ok: bool, status: int, reason: str, detail: str = "",
              media: tuple[SdpMedia, ...] = ()) -> RtspResult:
         return RtspResult(ok=ok, status=status, ms=round((time.monotonic() - started) * 1000, 1),
-                          reason=reason, detail=detail, media=media)
+                          reason=reason, detail=clean(detail, limit=MAX_FIELD), media=media)
 
     try:
-        clean, host, port, url_user, url_pass = split_url(url)
+        bare, host, port, url_user, url_pass = split_url(url)
     except ValueError as exc:
         return done(False, 0, "rtsp_error", str(exc))
     user = url_user if url_user is not None else username
     pw = url_pass if url_pass is not None else password
+    secure = bare.lower().startswith("rtsps:")
+    ctx = (tls or tls_context()) if secure else None
+    handshake_s = max(time_limit / 2, 0.1)
     status = 0
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(time_limit):
-            reader, writer = await asyncio.open_connection(host, port)
-            conn = _Conn(reader, writer, clean)
+            reader, writer = await asyncio.open_connection(
+                host, port, limit=MAX_LINE, ssl=ctx, server_hostname=host if ctx is not None else None,
+                ssl_handshake_timeout=handshake_s if ctx is not None else None)
+            conn = _Conn(reader, writer, bare)
             reply = await conn.request("OPTIONS")
             status = reply.status
             if reply.status == 401:  # some servers challenge OPTIONS already
@@ -217,6 +280,13 @@ async def probe(url: str, *, username: str | None, password: str | None, time_li
         return done(False, status, "rtsp_refused", f"{host}:{port} refused the connection")
     except (RtspProtocolError, DigestError, asyncio.IncompleteReadError) as exc:
         return done(False, status, "rtsp_error", str(exc) or type(exc).__name__)
+    except ssl.SSLError as exc:  # before OSError, of which it is one
+        return done(False, status, "rtsp_error", f"TLS: {exc.reason or exc} (is {host}:{port} plaintext RTSP?)")
+    except ConnectionAbortedError as exc:  # asyncio's TLS handshake timeout
+        if secure and "handshake" in str(exc).lower():
+            return done(False, status, "rtsp_error",
+                        f"no TLS handshake within {handshake_s:g}s (is {host}:{port} plaintext RTSP?)")
+        return done(False, status, "rtsp_error", f"{type(exc).__name__}: {exc}")
     except OSError as exc:
         if exc.errno == errno.ECONNREFUSED:
             return done(False, status, "rtsp_refused", f"{host}:{port} refused the connection")

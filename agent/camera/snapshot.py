@@ -1,13 +1,21 @@
 """Fetch a camera snapshot over HTTP with Digest (or Basic) auth, and fingerprint it.
 
-One aiohttp session serves every camera of the agent. The image is hashed, never kept:
-the hash is what frozen-image detection compares from poll to poll.
+One aiohttp session serves every camera of the agent. The image is hashed while it
+streams in, 64 KiB at a time, and never kept: the hash is what frozen-image detection
+compares from poll to poll, so a poll holds one chunk of the image, whatever its size.
+
+A snapshot over :data:`MAX_BYTES` (16 MiB; a 4K JPEG is 1-3 MB) is not a snapshot: the
+GET stops there, before or while reading, and the poll reports ``snapshot_failed`` with
+``snapshot_error=snapshot_too_large``. Hashing only the first N bytes instead would let
+a camera whose picture changes past the first N bytes look frozen, so there is no
+partial hash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -15,22 +23,39 @@ import aiohttp
 from yarl import URL
 
 from wardwatch.agent.camera.digest import DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.core.text import MAX_FIELD, clean
 
 MAX_BYTES = 16 * 1024 * 1024
+CHUNK = 64 * 1024
 JPEG_MAGIC = b"\xff\xd8"
+PNG_MAGIC = b"\x89PNG"
+MAX_CHALLENGES = 8
+
+
+class SnapshotTooLarge(Exception):
+    """The image is over MAX_BYTES (said by Content-Length, or found while reading)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SnapshotResult:
     ok: bool
     status: int  # HTTP status; 0 when there was none
-    size: int  # bytes of image
+    size: int  # bytes of image (read so far, when it failed while reading)
     ms: float
     # ok, snapshot_401, snapshot_http_<status>, snapshot_timeout, snapshot_refused,
-    # snapshot_not_image, snapshot_error
+    # snapshot_not_image, snapshot_too_large, snapshot_error
     reason: str
     detail: str = ""
     digest: str | None = None  # blake2b of the image, for frozen detection
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    challenges: list[str]
+    size: int = 0
+    head: bytes = b""  # the first bytes, for the image check
+    digest: str | None = None
 
 
 def fingerprint(data: bytes) -> str:
@@ -38,59 +63,81 @@ def fingerprint(data: bytes) -> str:
 
 
 async def fetch(session: aiohttp.ClientSession, url: str, *, username: str | None, password: str | None,
-                time_limit: float) -> SnapshotResult:
-    """GET ``url``, answering one auth challenge. Never raises for a device's fault."""
+                time_limit: float, tls: ssl.SSLContext | None = None) -> SnapshotResult:
+    """GET ``url``, answering one auth challenge. Never raises for a device's fault.
+
+    ``tls`` is the context for an https snapshot URI (None: the session's default)."""
     started = time.monotonic()
 
-    def done(ok: bool, status: int, reason: str, detail: str = "", data: bytes = b"") -> SnapshotResult:
-        return SnapshotResult(ok=ok, status=status, size=len(data), ms=round((time.monotonic() - started) * 1000, 1),
-                              reason=reason, detail=detail, digest=fingerprint(data) if ok else None)
+    def done(ok: bool, status: int, reason: str, detail: str = "", size: int = 0,
+             digest: str | None = None) -> SnapshotResult:
+        return SnapshotResult(ok=ok, status=status, size=size, ms=round((time.monotonic() - started) * 1000, 1),
+                              reason=reason, detail=clean(detail, limit=MAX_FIELD), digest=digest if ok else None)
 
     try:
         target = URL(url)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         return done(False, 0, "snapshot_error", f"bad snapshot URI: {exc}")
+    if target.scheme not in ("http", "https") or not target.host:
+        return done(False, 0, "snapshot_error", f"not an http(s) snapshot URI: {clean(url, limit=80)!r}")
     if target.user is not None:  # credentials in the URI win; never send them as URL userinfo
         username, password = target.user, target.password or ""
         target = target.with_user(None)
     status = 0
     try:
         async with asyncio.timeout(time_limit):
-            status, headers, body = await _get(session, target, {})
-            if status == 401 and username is not None and password is not None:
-                challenge = pick(parse_challenges(headers))
+            ans = await _get(session, target, {}, tls)
+            status = ans.status
+            if ans.status == 401 and username is not None and password is not None:
+                challenge = pick(parse_challenges(ans.challenges[:MAX_CHALLENGES]))
                 if challenge is not None:
                     uri = target.raw_path_qs
                     auth = authorization(challenge, method="GET", uri=uri, username=username, password=password)
-                    status, headers, body = await _get(session, target, {"Authorization": auth})
+                    ans = await _get(session, target, {"Authorization": auth}, tls)
+                    status = ans.status
     except TimeoutError:
         return done(False, status, "snapshot_timeout", f"no image within {time_limit:g}s")
+    except SnapshotTooLarge as exc:
+        return done(False, status, "snapshot_too_large", f"too large: {exc}")
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, ConnectionRefusedError):
             return done(False, status, "snapshot_refused", f"{target.host}:{target.port} refused the connection")
         return done(False, status, "snapshot_error", str(exc))
     except (aiohttp.ClientError, DigestError, ValueError) as exc:
+        # ValueError: yarl and aiohttp refuse some URIs (a port out of range, a bad host) this way
         return done(False, status, "snapshot_error", f"{type(exc).__name__}: {exc}")
     if status == 401:
         return done(False, status, "snapshot_401", "the credentials were refused")
     if status != 200:
         return done(False, status, f"snapshot_http_{status}", f"HTTP {status}")
-    if not body.startswith(JPEG_MAGIC) and not body.startswith(b"\x89PNG"):
-        return done(False, status, "snapshot_not_image", f"{len(body)} bytes that are not a JPEG or PNG image")
-    return done(True, status, "ok", "", body)
+    if not ans.head.startswith(JPEG_MAGIC) and not ans.head.startswith(PNG_MAGIC):
+        return done(False, status, "snapshot_not_image", f"{ans.size} bytes that are not a JPEG or PNG image")
+    return done(True, status, "ok", "", ans.size, ans.digest)
 
 
-async def _get(session: aiohttp.ClientSession, url: URL, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
-    async with session.get(url, headers=headers, allow_redirects=False) as resp:
+async def _get(session: aiohttp.ClientSession, url: URL, headers: dict[str, str],
+               tls: ssl.SSLContext | None) -> _Answer:
+    """One GET; a 200's body is hashed as it streams in, never held."""
+    if tls is not None and url.scheme == "https":
+        request = session.get(url, headers=headers, allow_redirects=False, ssl=tls)
+    else:
+        request = session.get(url, headers=headers, allow_redirects=False)
+    async with request as resp:
         challenges = resp.headers.getall("WWW-Authenticate", [])
         if resp.status != 200:
-            return resp.status, challenges, b""
+            return _Answer(resp.status, challenges)
         length = resp.content_length
         if length is not None and length > MAX_BYTES:
-            raise ValueError(f"image of {length} bytes is over the {MAX_BYTES}-byte cap")
-        body = bytearray()
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > MAX_BYTES:
-                raise ValueError(f"image over the {MAX_BYTES}-byte cap")
-        return resp.status, challenges, bytes(body)
+            raise SnapshotTooLarge(f"Content-Length {length} is over the {MAX_BYTES // 2**20} MiB cap")
+        h = hashlib.blake2b(digest_size=16)
+        head = b""
+        size = 0
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > MAX_BYTES:
+                resp.close()  # drop the connection rather than read the rest
+                raise SnapshotTooLarge(f"over the {MAX_BYTES // 2**20} MiB cap")
+            if len(head) < 8:
+                head += chunk[: 8 - len(head)]
+            h.update(chunk)
+        return _Answer(resp.status, challenges, size, head, h.hexdigest())

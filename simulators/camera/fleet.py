@@ -9,6 +9,7 @@ control endpoint and an optional WS-Discovery responder.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -31,13 +32,15 @@ class CameraFleet:
     ephemeral ports when ``base_port`` is 0. ``host`` may contain ``{n}`` (1-based camera number)
     to give each camera its own loopback address, e.g. ``127.0.1.{n}``. ``faults`` maps a camera
     id, or ``*`` for all, to initial knobs. ``control_port`` None means no control endpoint, 0 an
-    ephemeral one. ``discovery_interface`` starts a WS-Discovery responder joined on that address."""
+    ephemeral one. ``discovery_interface`` starts a WS-Discovery responder joined on that address.
+    ``rtsp_tls`` (a server ``ssl.SSLContext``) makes every camera's RTSP listener speak TLS and its
+    GetStreamUri answer ``rtsps://``."""
 
     def __init__(self, *, count: int, host: str = "127.0.0.1", base_port: int = 0, brand: str = "mix",
                  username: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD, id_prefix: str = "cam",
                  faults: Mapping[str, Mapping[str, Any]] | None = None, control_host: str = "127.0.0.1",
                  control_port: int | None = None, discovery_interface: str | None = None,
-                 discovery_port: int = 3702) -> None:
+                 discovery_port: int = 3702, rtsp_tls: ssl.SSLContext | None = None) -> None:
         if count < 1:
             raise ValueError("count must be >= 1")
         self.username = username
@@ -49,7 +52,7 @@ class CameraFleet:
                          onvif_port=base_port + 2 * i if base_port else 0,
                          rtsp_port=base_port + 2 * i + 1 if base_port else 0,
                          username=username, password=password, index=i)
-            server = CameraServer(cam)
+            server = CameraServer(cam, rtsp_tls=rtsp_tls)
             self.servers.append(server)
             self._by_id[cam.id] = server
         self._initial = {k: dict(v) for k, v in (faults or {}).items()}
@@ -132,6 +135,7 @@ class CameraFleet:
     def listing(self) -> list[dict[str, Any]]:
         """What a test or the demo needs to build agent configs, one dict per camera."""
         return [{"id": s.cam.id, "brand": s.cam.brand.key, "host": s.cam.host, "onvif_port": s.cam.onvif_port,
-                 "rtsp_port": s.cam.rtsp_port, "username": self.username, "password": self.password,
+                 "rtsp_port": s.cam.rtsp_port, "rtsp_scheme": s.cam.rtsp_scheme,
+                 "username": self.username, "password": self.password,
                  "device_service": f"http://{s.cam.host}:{s.cam.onvif_port}/onvif/device_service"}
                 for s in self.servers]

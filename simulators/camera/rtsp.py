@@ -1,7 +1,9 @@
 """An RTSP stub (RFC 2326): OPTIONS, and DESCRIBE behind Digest auth answering with SDP.
 
 No media flows; SETUP and PLAY answer 501. ``rtsp`` fault knob: ``404`` (no such stream),
-``401`` (credentials never accepted), ``timeout`` (reads requests, never answers).
+``401`` (credentials never accepted), ``timeout`` (reads requests, never answers);
+``rtsp_long_line``: every reply carries one header line of that many bytes, streamed.
+With an ``ssl.SSLContext`` it speaks RTSP over TLS (``rtsps``, RFC 7826 section 19.2).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import ssl
 from urllib.parse import urlsplit
 
 from wardwatch.simulators.camera.brands import rtsp_path
@@ -36,16 +39,19 @@ def sdp(cam: Camera, index: int) -> str:
 class RtspServer:
     """One camera's RTSP listener."""
 
-    def __init__(self, cam: Camera, auth: DigestAuth) -> None:
+    def __init__(self, cam: Camera, auth: DigestAuth, *, tls: ssl.SSLContext | None = None) -> None:
         self.cam = cam
         self.auth = auth
+        self.tls = tls
+        self.tls_handshakes = 0  # connections that completed a TLS handshake
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         if self._server is None:
             self._server = await asyncio.start_server(self._client, self.cam.host, self.cam.rtsp_port,
-                                                      reuse_address=True, backlog=64)
+                                                      reuse_address=True, backlog=64, ssl=self.tls,
+                                                      ssl_handshake_timeout=5 if self.tls else None)
             if self.cam.rtsp_port == 0:
                 self.cam.rtsp_port = self._server.sockets[0].getsockname()[1]
 
@@ -96,8 +102,29 @@ class RtspServer:
         return self._response(200, "OK", cseq, {"Content-Base": base, "Content-Type": "application/sdp"},
                               sdp(cam, index))
 
+    async def _write(self, writer: asyncio.StreamWriter, reply: bytes) -> None:
+        """Send ``reply``; with ``rtsp_long_line``, one huge header line goes right after the status
+        line, written in 64 KiB pieces (the stub never holds it whole)."""
+        size = self.cam.faults.rtsp_long_line
+        if not size:
+            writer.write(reply)
+            await writer.drain()
+            return
+        status, _, rest = reply.partition(b"\r\n")
+        writer.write(status + b"\r\nX-Padding: ")
+        piece = b"a" * 65536
+        left = size
+        while left > 0:
+            writer.write(piece[:min(left, len(piece))])
+            left -= len(piece)
+            await writer.drain()
+        writer.write(b"\r\n" + rest)
+        await writer.drain()
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        if writer.get_extra_info("ssl_object") is not None:
+            self.tls_handshakes += 1
         try:
             while self.cam.available():
                 try:
@@ -124,15 +151,13 @@ class RtspServer:
                     continue
                 cseq = headers.get("cseq", "0")
                 if len(parts) != 3 or not parts[2].startswith("RTSP/"):
-                    writer.write(self._response(400, "Bad Request", cseq, {}))
-                    await writer.drain()
+                    await self._write(writer, self._response(400, "Bad Request", cseq, {}))
                     return
-                writer.write(await self._answer(parts[0], parts[1], cseq, headers))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+                await self._write(writer, await self._answer(parts[0], parts[1], cseq, headers))
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             return
         finally:
             self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from typing import Any
 
 from aiohttp import web
 
-from wardwatch.simulators.camera import jpeg, services, soap
+from wardwatch.simulators.camera import garbage, jpeg, services, soap
 from wardwatch.simulators.camera.brands import snapshot_path
 from wardwatch.simulators.camera.digest import DigestAuth
 from wardwatch.simulators.camera.rtsp import RtspServer
@@ -29,11 +30,13 @@ def _soap_response(body: bytes, status: int = 200) -> web.Response:
 class CameraServer:
     """Serves one ``Camera``: ONVIF services and the snapshot over HTTP, and RTSP beside it."""
 
-    def __init__(self, cam: Camera) -> None:
+    def __init__(self, cam: Camera, *, rtsp_tls: ssl.SSLContext | None = None) -> None:
         self.cam = cam
         self.http_auth = DigestAuth(realm=cam.brand.realm, username=cam.username, password=cam.password)
         self.rtsp = RtspServer(cam, DigestAuth(realm=cam.brand.rtsp_realm, username=cam.username,
-                                               password=cam.password, qop=False))
+                                               password=cam.password, qop=False), tls=rtsp_tls)
+        if rtsp_tls is not None:
+            cam.rtsp_scheme = "rtsps"
         self._server: web.Server | None = None  # built in start(): it binds to the running loop
         self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
@@ -137,7 +140,7 @@ class CameraServer:
                 return self._drop(request)
         path_qs = request.raw_path
         if request.method == "GET" and path_qs in self._snapshots:
-            return self._snapshot(request)
+            return await self._snapshot(request)
         if request.method != "POST":
             return web.Response(status=405 if request.path in self._service_paths else 404)
         is_subscription = path_qs in cam.subscriptions or path_qs.startswith(
@@ -174,15 +177,30 @@ class CameraServer:
             arg = path_qs if req.operation in services.SUBSCRIPTION_OPERATIONS else ""
             body = await handler(cam, req, arg)
         except soap.SoapFault as f:
+            if cam.faults.billion_laughs:
+                return _soap_response(garbage.billion_laughs(soap.fault_body(f)), f.status)
             return _soap_response(soap.fault(f), f.status)
         action = services.ACTIONS.get(req.operation)
-        payload = soap.envelope(body, soap.wsa_header(action) if action else "")
-        if cam.faults.bad_xml and req.operation not in services.PRE_AUTH:
+        header = soap.wsa_header(action) if action else ""
+        if cam.faults.event_garbage and req.operation == "PullMessages":
+            cam.garbage_sent += 1
+            spoilt = garbage.event_garbage(cam.garbage_sent, body)
+            if spoilt is not None:
+                return _soap_response(spoilt)
+            body = body.replace("</tev:PullMessagesResponse>",
+                                garbage.odd_messages(cam.garbage_sent) + "</tev:PullMessagesResponse>")
+        if cam.faults.billion_laughs:
+            return _soap_response(garbage.billion_laughs(body, header))
+        payload = soap.envelope(body, header)
+        if cam.faults.soap_garbage and req.operation not in services.PRE_AUTH:
+            cam.garbage_sent += 1
+            payload = garbage.soap_garbage(cam.garbage_sent, payload)
+        elif cam.faults.bad_xml and req.operation not in services.PRE_AUTH:
             # What broken firmware sends: a body cut short, with a byte that is not UTF-8.
             payload = payload[: len(payload) // 2] + b"\xff\xfe<"
         return _soap_response(payload)
 
-    def _snapshot(self, request: web.BaseRequest) -> web.Response:
+    async def _snapshot(self, request: web.BaseRequest) -> web.StreamResponse:
         cam = self.cam
         if cam.faults.no_snapshot_uri:
             return web.Response(status=404)
@@ -190,11 +208,34 @@ class CameraServer:
         if cam.faults.auth_fail or verdict != "ok":
             return web.Response(status=401, headers={"WWW-Authenticate": self.http_auth.challenge(
                 stale=verdict == "stale" and not cam.faults.auth_fail)}, text="Unauthorized")
+        if cam.faults.snapshot_huge:
+            return await self._huge_snapshot(request, cam.faults.snapshot_huge)
         if not cam.faults.frozen:
             cam.snapshots += 1
         frame = jpeg.snapshot(cam.snapshots, f"{cam.id} frame {cam.snapshots} reboots {cam.reboots}"
                               + ("" if cam.faults.frozen else f" at {soap.xs_datetime(cam.now())}"))
         return web.Response(body=frame, content_type="image/jpeg")
+
+
+    async def _huge_snapshot(self, request: web.BaseRequest, size: int) -> web.StreamResponse:
+        """A JPEG of ``size`` bytes, chunked (no Content-Length: the client learns the size only by
+        reading), generated on the fly: one 64 KiB chunk is all the simulator holds."""
+        resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        head = garbage.JPEG_HEAD
+        filler = bytes(range(256)) * (garbage.CHUNK // 256)
+        try:
+            await resp.write(head)
+            left = max(size - len(head), 0)
+            while left > 0 and self.cam.available():
+                n = min(left, len(filler))
+                await resp.write(filler[:n])
+                left -= n
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up, as it should on a snapshot this size
+        return resp
 
 
 _TASKS: set[asyncio.Task[None]] = set()

@@ -242,7 +242,7 @@ async def get_stream_uri(cam: Camera, req: Request, base: str) -> str:
     protocol = req.text("StreamSetup/Transport/Protocol") or "RTSP"
     if protocol not in ("RTSP", "UDP", "TCP", "HTTP"):
         raise invalid_arg(f"unsupported transport {protocol!r}", "ter:InvalidStreamSetup")
-    uri = f"rtsp://{cam.host}:{cam.rtsp_port}{rtsp_path(cam.brand, i)}"
+    uri = f"{cam.rtsp_scheme}://{cam.host}:{cam.rtsp_port}{rtsp_path(cam.brand, i)}"
     return f"<trt:GetStreamUriResponse>{_media_uri(uri)}</trt:GetStreamUriResponse>"
 
 

@@ -16,6 +16,19 @@ from wardwatch.simulators.camera.soap import NonceCache
 RTSP_MODES = ("ok", "404", "401", "timeout")
 MAX_SUBSCRIPTIONS = 10
 MAX_QUEUED_EVENTS = 100
+# size knobs: true means the default size, false or 0 off, a number that many bytes
+SIZE_KNOBS = {"rtsp_long_line": 1024 * 1024, "snapshot_huge": 100 * 1024 * 1024}
+MAX_SIZE_KNOB = 16 * 1024 ** 3
+
+
+def _size(key: str, value: Any) -> int:
+    if value is True:
+        return SIZE_KNOBS[key]
+    if value is False or value is None:
+        return 0
+    if isinstance(value, int) and 0 <= value <= MAX_SIZE_KNOB:
+        return value
+    raise ValueError(f"{key}: true, false or a number of bytes (0..{MAX_SIZE_KNOB}) expected, got {value!r}")
 
 
 @dataclass(slots=True)
@@ -31,6 +44,12 @@ class Faults:
     no_snapshot_uri: bool = False
     rtsp: str = "ok"
     frozen: bool = False
+    # garbage from broken or hostile firmware (docs/camera-simulator.md, "Garbage knobs")
+    soap_garbage: bool = False  # SOAP answers (but GetSystemDateAndTime): random bytes, cut or misshapen XML
+    billion_laughs: bool = False  # every SOAP answer is an XML entity-expansion bomb
+    rtsp_long_line: int = 0  # bytes of one header line in every RTSP reply (true: 1 MiB)
+    snapshot_huge: int = 0  # bytes of a snapshot streamed on the fly, chunked (true: 100 MiB)
+    event_garbage: bool = False  # PullMessages answers carry odd-shaped messages, now and then garbage bytes
 
     def update(self, values: dict[str, Any]) -> None:
         """Set the given knobs; unknown names or wrong types raise ValueError and change nothing."""
@@ -45,6 +64,8 @@ class Faults:
                 if key == "slow" and value < 0:
                     raise ValueError("slow: must be >= 0")
                 staged[key] = float(value)
+            elif key in SIZE_KNOBS:
+                staged[key] = _size(key, value)
             elif key == "rtsp":
                 text = "ok" if value in (None, False) else str(value)
                 if text not in RTSP_MODES:
@@ -130,6 +151,8 @@ class Camera:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     next_subscription: int = 0
     auth_window_s: float = 300.0
+    garbage_sent: int = 0  # answers spoilt by a garbage knob so far (picks the next kind)
+    rtsp_scheme: str = "rtsp"  # "rtsps" when the RTSP listener speaks TLS
 
     @property
     def serial(self) -> str:
