@@ -96,6 +96,7 @@ class Collector:
         self.dead_letter = DeadLetter(cfg.dead_letter.path, max_bytes=cfg.dead_letter.max_bytes)
         self.spool = Spool(cfg.spool.path, max_bytes=cfg.spool.max_mb * 2**20)
         self.ledger: dict[str, seqlog.AgentLedger] = {}
+        self.checkpoints: dict[str, seqlog.Checkpoint] = {}  # what reconcile has settled, per agent
         self.ledger_time: float | None = None
         self._stale: set[str] = set()  # agents marked stale from the ledger
         self.stop = asyncio.Event()
@@ -358,7 +359,10 @@ class Collector:
                 await asyncio.wait_for(self.stop.wait(), self.cfg.reconcile_interval)
                 return
             try:
-                ledger = await seqlog.reconcile(self.store.influx)
+                ledger = await seqlog.reconcile(
+                    self.store.influx, self.checkpoints, now_ms=int(time.time() * 1000),
+                    window_s=self.cfg.reconcile_window,
+                )
             except (InfluxUnavailable, InfluxRejected) as exc:
                 log.debug("seq ledger not read: %s", exc)
                 continue
@@ -430,6 +434,7 @@ class Collector:
         ok = mqtt_connected and subscribed and influx_ok
         counters = self.counters.as_json()
         counters["stale_acks"] = source.stale_acks if source else 0
+        counters["holes_given_up"] = self.seq.given_up  # past the tracker's cap: counted missing here
         return {
             "status": "ok" if ok else "degraded",
             "client_id": self.client_id,

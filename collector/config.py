@@ -147,6 +147,15 @@ class CollectorConfig(Strict):
     reconcile_interval: Duration = Field(
         30.0, ge=0.1, le=3600, description="how often to count missing seqs from the ledger in InfluxDB"
     )
+    reconcile_window: Duration = Field(
+        86400.0,
+        ge=60,
+        le=3650 * 86400,
+        description=(
+            "how far back the first reconcile after a start reads an agent's ledger; later ones read "
+            "only what came after the last (a checkpoint), so the cost does not grow with history"
+        ),
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import heapq
 import json
+import logging
 import os
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+
+log = logging.getLogger(__name__)
 
 
 def iso(ts: float | None) -> str | None:
@@ -48,9 +52,10 @@ class AgentSeq:
     reordered: int = 0
     duplicates: int = 0
     holes: set[int] = field(default_factory=set)  # seqs below last_seq not seen yet
+    given_up: int = 0  # holes past MAX_HOLES that this tracker stopped waiting for (counted missing)
 
 
-MAX_HOLES = 100_000
+MAX_HOLES = 10_000
 
 
 class SeqTracker:
@@ -63,6 +68,7 @@ class SeqTracker:
 
     def __init__(self) -> None:
         self.agents: dict[str, AgentSeq] = {}
+        self.given_up = 0  # holes dropped past MAX_HOLES, all agents
 
     def observe(self, *, ward: str, agent: str, seq: int, now: float) -> str:
         """Return ``"new"``, ``"reordered"`` (late, filling a hole) or ``"duplicate"``."""
@@ -73,10 +79,24 @@ class SeqTracker:
         state.last_seen = now
         state.ward = ward
         if seq > state.last_seq:
-            if seq - state.last_seq - 1 <= MAX_HOLES:
-                state.holes.update(range(state.last_seq + 1, seq))
-            while len(state.holes) > MAX_HOLES:
-                state.holes.discard(min(state.holes))
+            # Bounded: at most MAX_HOLES, the newest kept; the rest are given up, counted and
+            # logged. A given-up seq arriving later counts as a duplicate, not reordering.
+            start = max(state.last_seq + 1, seq - MAX_HOLES)
+            given_up = start - state.last_seq - 1
+            state.holes.update(range(start, seq))
+            excess = len(state.holes) - MAX_HOLES
+            if excess > 0:
+                for old in heapq.nsmallest(excess, state.holes):
+                    state.holes.discard(old)
+                given_up += excess
+            if given_up:
+                state.given_up += given_up
+                self.given_up += given_up
+                log.warning(
+                    "agent %s: %d seqs below %d not seen by this collector and no longer tracked (cap %d); "
+                    "counted missing here (%d in all); the ledger in InfluxDB has the whole truth",
+                    agent, given_up, seq, MAX_HOLES, state.given_up,
+                )
             state.last_seq = seq
             return "new"
         if seq in state.holes:
@@ -93,6 +113,8 @@ class SeqTracker:
                 "last_seq": s.last_seq,
                 "reordered": s.reordered,
                 "duplicates": s.duplicates,
+                "holes": len(s.holes),
+                "given_up": s.given_up,
                 "last_seen": iso(s.last_seen),
             }
             for agent, s in sorted(self.agents.items())

@@ -441,7 +441,8 @@ def test_missing_reordered_and_duplicate_batches_show_in_healthz(
     tmp_path: Path, mosquitto: Service, publisher: Publisher, influx: InfluxService, database: str, unique: str
 ) -> None:
     c = Collector(
-        tmp_path, mqtt_port=mosquitto.port, influx_url=influx.url, database=database, reconcile_interval="0.5s"
+        tmp_path, mqtt_port=mosquitto.port, influx_url=influx.url, database=database, reconcile_interval="0.5s",
+        reconcile_window="400d",  # T0 is in 2025
     )
     c.start()
     try:
@@ -455,7 +456,8 @@ def test_missing_reordered_and_duplicate_batches_show_in_healthz(
         c.wait_counter("missing", 2)
         h = c.health()
         assert h["agents"][agent] == {
-            "ward": ward, "last_seq": 6, "reordered": 1, "duplicates": 1, "last_seen": h["agents"][agent]["last_seen"]
+            "ward": ward, "last_seq": 6, "reordered": 1, "duplicates": 1, "holes": 2, "given_up": 0,
+            "last_seen": h["agents"][agent]["last_seen"],
         }  # fmt: skip
         ledger = h["ledger"][agent]
         assert (ledger["first"], ledger["last"], ledger["received"], ledger["missing"]) == (0, 6, 5, 2)
