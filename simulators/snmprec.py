@@ -329,3 +329,19 @@ def render(spec: SwitchSpec) -> str:
     rows.update(_extras(spec))
     lines = sorted((f"{oid}|{value}" for oid, value in rows.items()), key=_oid_key)
     return "\n".join(lines) + "\n"
+
+
+def replace_rows(recording: str, rows: dict[str, str]) -> str:
+    """A recording with some rows changed or added: ``rows`` maps an OID to its new
+    ``tag|value`` (e.g. ``"4|nan"`` for an OCTET STRING where a counter belongs). For
+    recordings of broken devices: wrong types, text numbers, endless strings."""
+    lines = {line.split("|", 1)[0]: line for line in recording.splitlines() if line}
+    for oid, value in rows.items():
+        lines[oid] = f"{oid}|{value}"
+    return "\n".join(sorted(lines.values(), key=_oid_key)) + "\n"
+
+
+def octets(text: str | bytes) -> str:
+    """An OCTET STRING ``tag|value`` for any text: newlines, NULs, 10 kB of it."""
+    raw = text.encode() if isinstance(text, str) else text
+    return f"4x|{raw.hex()}"
