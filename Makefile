@@ -2,6 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The suite runs in parallel (pytest-xdist). Its tests mostly wait on timers (outages,
+# poll intervals), so more workers than the 2 cores pay; past 4 the CPU-bound ones (fuzz,
+# snmpsim, the demo) slow each other down (README, Tests). Each worker starts its own
+# services. --dist loadgroup keeps a module with module-scoped fixtures on one worker;
+# tests/conftest.py marks those and puts the slowest first, which --no-loadscope-reorder keeps.
+PYTEST_WORKERS ?= 4
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: deps demo test lint bench clean
 
@@ -12,7 +19,7 @@ demo: deps
 	$(VENV)/bin/wardwatch-sim demo
 
 test: deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -61,7 +61,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     { "$VENV/bin/python" -m pip install --disable-pip-version-check -U pip setuptools wheel \
         && "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[test]'; } > "$log" 2>&1 \
         || { tail -30 "$log" >&2; echo "install-deps: pip failed, see $log" >&2; exit 1; }
-    "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim' \
+    "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim, xdist' \
         || { echo "install-deps: the venv is incomplete" >&2; exit 1; }
     touch "$stamp"
 fi

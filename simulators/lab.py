@@ -42,6 +42,7 @@ import atexit
 import contextlib
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -56,7 +57,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 __all__ = [
     "InfluxService",
@@ -100,22 +101,80 @@ def _error(service: Service, reason: str, lines: int = LOG_TAIL_LINES) -> Servic
 # --------------------------------------------------------------------------- ports, binaries
 
 
-def free_port(kind: Literal["tcp", "udp"] = "tcp", host: str = LOOPBACK, *, avoid: Collection[int] = ()) -> int:
-    """Return a port on ``host`` that the kernel says is free right now, and not in ``avoid``
-    (ports already handed out but not yet bound).
+# Where free_port looks. The kernel hands out ports of its ephemeral range to every
+# outgoing connection, and bind(0) picks from that range too: a port probed there may be
+# taken by anyone's connect() before our service binds it. So free_port hands out ports
+# below the ephemeral range, where only a bind can take them, and, under pytest-xdist,
+# each worker from a block of its own (PYTEST_XDIST_WORKER gwN of
+# PYTEST_XDIST_WORKER_COUNT), so that two workers never probe the same port. Within a
+# process the ports go round the block from a random start: a port just handed out (and
+# perhaps not bound yet, or stopped to be restarted on the same port) comes again only
+# after the whole block has.
+PORT_FLOOR = 10000
+_MIN_BLOCK = 200
+_next_port: dict[tuple[int, int], int] = {}
 
-    There is an unavoidable race between closing the probe socket and the
-    service binding the port; on a loopback-only test machine it does not bite
-    in practice, and a service that loses it fails fast with its log.
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_block() -> tuple[int, int] | None:
+    """The ports ``[low, high)`` this process hands out, or None to let the kernel choose
+    (no room below its ephemeral range)."""
+    top = _ephemeral_low()
+    try:
+        workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    except ValueError:
+        workers, worker = 1, 0
+    size = (top - PORT_FLOOR) // workers
+    if size < _MIN_BLOCK or not 0 <= worker < workers:
+        return None
+    low = PORT_FLOOR + worker * size
+    return low, low + size
+
+
+def _probe(sock_type: int, host: str, port: int) -> int | None:
+    with socket.socket(socket.AF_INET, sock_type) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return None
+        return int(s.getsockname()[1])
+
+
+def free_port(kind: Literal["tcp", "udp"] = "tcp", host: str = LOOPBACK, *, avoid: Collection[int] = ()) -> int:
+    """Return a port on ``host`` that is free right now and not in ``avoid`` (ports already
+    handed out but not yet bound), from this process's block (:func:`port_block`).
+
+    Between the probe and the service's bind another process could still take it; in
+    this process's block nobody else probes, and a connect() never picks it, so only a
+    stranger binding that very port can; a service that loses the race fails fast with
+    its log.
     """
     sock_type = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}[kind]
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, sock_type) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port not in avoid:
-            return port
-    raise ServiceError(f"could not find a free {kind} port outside {sorted(avoid)}")
+    block = port_block()
+    if block is None:
+        for _ in range(50):
+            port = _probe(sock_type, host, 0)
+            if port is not None and port not in avoid:
+                return port
+        raise ServiceError(f"could not find a free {kind} port outside {sorted(avoid)}")
+    low, high = block
+    size = high - low
+    start = _next_port.setdefault(block, low + random.randrange(size))
+    for i in range(size):
+        port = low + (start - low + i) % size
+        if port in avoid or _probe(sock_type, host, port) is None:
+            continue
+        _next_port[block] = low + (port - low + 1) % size
+        return port
+    raise ServiceError(f"no free {kind} port in {low}-{high - 1} outside {sorted(avoid)}")
 
 
 def find_binary(name: str) -> str:
@@ -305,6 +364,27 @@ def _service_dir(run_dir: Path, kind: str, port: int) -> Path:
     return path
 
 
+PORT_ATTEMPTS = 3
+# What the services log when their port is taken: Mosquitto and influxd, then snmpd.
+_PORT_TAKEN = ("address already in use", "error opening specified endpoint")
+S = TypeVar("S", bound=Service)
+
+
+def _on_free_port(port: int | None, kind: Literal["tcp", "udp"], start: Callable[[int], S]) -> S:
+    """``start(port)``; with no port given, on a free one, and on another free one (up to
+    PORT_ATTEMPTS in all) when the service exits because someone bound it first. Any
+    other failure, or a port the caller chose, raises at once."""
+    if port is not None:
+        return start(port)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return start(free_port(kind))
+        except ServiceError as exc:
+            if attempt == PORT_ATTEMPTS or not any(m in str(exc).lower() for m in _PORT_TAKEN):
+                raise
+    raise AssertionError("unreachable")
+
+
 # --------------------------------------------------------------------------- Mosquitto
 
 
@@ -349,7 +429,7 @@ def start_mosquitto(
     max_queued_messages: int = 0,
     persistence: bool = False,
 ) -> Service:
-    """Start Mosquitto 2.0 on 127.0.0.1:port (a free one by default).
+    """Start Mosquitto 2.0 on 127.0.0.1:port (a free one by default, see :func:`_on_free_port`).
 
     ``max_queued_messages`` is always written to the config: Mosquitto's default
     of 1000 queued QoS 1/2 messages per client silently drops the excess for a
@@ -358,7 +438,10 @@ def start_mosquitto(
     """
     if max_queued_messages < 0:
         raise ValueError("max_queued_messages must be >= 0 (0 = unlimited)")
-    port = port or free_port("tcp")
+    return _on_free_port(port, "tcp", lambda p: _start_mosquitto(run_dir, p, max_queued_messages, persistence))
+
+
+def _start_mosquitto(run_dir: Path, port: int, max_queued_messages: int, persistence: bool) -> Service:
     sdir = _service_dir(run_dir, "mosquitto", port)
     conf = sdir / "mosquitto.conf"
     lines = [
@@ -485,7 +568,10 @@ class InfluxService(Service):
 def start_influxdb(run_dir: Path, *, port: int | None = None) -> InfluxService:
     """Start influxd 1.6 with HTTP on 127.0.0.1:port and its RPC
     (``bind-address``, used by backup/restore) on a second free port."""
-    port = port or free_port("tcp")
+    return _on_free_port(port, "tcp", lambda p: _start_influxdb(run_dir, p))
+
+
+def _start_influxdb(run_dir: Path, port: int) -> InfluxService:
     rpc_port = free_port("tcp", avoid={port})
     sdir = _service_dir(run_dir, "influxdb", port)
     conf = sdir / "influxdb.conf"
@@ -570,7 +656,14 @@ def start_snmpd(
     for label, secret in (("v3_auth", v3_auth), ("v3_priv", v3_priv)):
         if len(secret) < 8:
             raise ValueError(f"{label}: net-snmp needs a pass phrase of at least 8 characters")
-    port = port or free_port("udp")
+    return _on_free_port(
+        port, "udp", lambda p: _start_snmpd(run_dir, p, community, v3_user, v3_auth, v3_priv, sys_name)
+    )
+
+
+def _start_snmpd(
+    run_dir: Path, port: int, community: str, v3_user: str, v3_auth: str, v3_priv: str, sys_name: str
+) -> Service:
     sdir = _service_dir(run_dir, "snmpd", port)
     # Not named snmpd.conf: SNMP_PERSISTENT_DIR/snmpd.conf is where snmpd
     # saves its own state (engine boots, users) and it would overwrite ours.

@@ -1,6 +1,14 @@
 """Real services for the tests: one Mosquitto and one InfluxDB per session, each test with
 its own database and its own topics (agent ids). Tests that stop or kill a service start
-their own instead. A service that cannot start fails the run loudly; nothing is skipped."""
+their own instead. A service that cannot start fails the run loudly; nothing is skipped,
+and a run in which any test skipped fails (see pytest_sessionfinish).
+
+Under pytest-xdist (``make test`` runs ``-n 4 --dist loadgroup``) a session is one worker:
+each worker starts its own services, on ports from its own block (simulators/lab.py
+free_port), with its own tmp dirs. The tests of a module with module-scoped fixtures (a
+simulator fleet, an snmpsim) go to one worker together, so the fixture starts once; every
+other test is scheduled on its own, and the slowest go first (SLOW_FIRST).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +17,94 @@ import shutil
 import socket
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
 from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, start_mosquitto
+
+# The longest tests (and modules of tests that run together), longest first, from
+# `make test PYTEST_ARGS=--durations=30`: under xdist they start first, so that none is
+# left alone at the end of the run. A name no longer here costs only some balance.
+SLOW_FIRST: Final = (
+    "tests/test_reliability.py::test_a_5_minute_agent_outage_is_unknown_not_down",  # 330 s
+    "tests/test_ap_pipeline.py",  # a module: 170 s, most of it fixtures
+    "tests/test_fuzz.py",  # 95 s of CPU
+    "tests/test_demo.py",  # 90 s
+    "tests/test_reliability.py::",  # 40-80 s each
+    "tests/test_snmp_faults.py",  # 35-50 s each
+    "tests/test_camera_pipeline.py",
+    "tests/test_e2e.py",
+    "tests/test_agent_process.py",
+)
+_WIDE_SCOPES: Final = ("module", "class", "package")
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(d.scope in _WIDE_SCOPES for defs in info.name2fixturedefs.values() for d in defs)
+
+
+def _rank(nodeid: str) -> int:
+    return next((i for i, prefix in enumerate(SLOW_FIRST) if nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+
+# A wrapper: the marks go on before xdist's own hook turns them into groups (by tagging
+# each test's id with "@group"), and afterwards we check that it did.
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and config.getvalue("loadgroup")):
+        return (yield)
+    group: dict[int, str] = {}
+    for item in items:
+        if _shares_a_module_fixture(item):
+            group[id(item)] = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group[id(item)]))
+    result = yield
+    # After pytest's own reordering: a group keeps its tests together, at the rank of its
+    # slowest test; the rest keep their order. The workers send this order to the scheduler.
+    rank: dict[str, int] = {}
+    for item in items:
+        key = group.get(id(item), item.nodeid)
+        rank[key] = min(rank.get(key, len(SLOW_FIRST)), _rank(item.nodeid))
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda it: (rank[group.get(id(it), it.nodeid)], group.get(id(it), ""), order[id(it)]))
+    if group and not any("@" in item.nodeid for item in items):
+        warnings.warn(
+            pytest.PytestWarning(
+                "xdist --dist loadgroup ignored the xdist_group marks (pytest and pytest-xdist versions "
+                "that do not fit: see pyproject.toml); module fixtures start once per test, not per module"
+            ),
+            stacklevel=1,
+        )
+    return result
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is a test that did not run: the run fails (a missing binary belongs
+    in scripts/install-deps.sh, not in a skip)."""
+    if _skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skipped:
+        terminalreporter.write_line(
+            f"wardwatch: {len(_skipped)} test(s) skipped, so this run fails: {', '.join(_skipped[:10])}", red=True
+        )
 
 
 @pytest.fixture(scope="session")
