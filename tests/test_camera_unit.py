@@ -198,3 +198,164 @@ def test_camera_config_needs_onvif_credentials() -> None:
     })
     assert check(cfg) == ["devices[0].auth: profile 'snmp-only' has no onvif credentials"]
     assert (cfg.devices[0].camera.frozen_after, cfg.devices[0].camera.skew_window) == (5, 10.0)
+
+
+# --- garbage at the edge (issue 9) ---------------------------------------------------------
+
+@pytest.mark.parametrize("header", [
+    "Digest", "Digest ,,,,", 'Digest realm="unterminated', "Digest realm=, nonce=", "Basic", "Bogus x=y",
+    'Digest realm="r", nonce="n\r\nX-Injected: 1"', 'Digest realm="r", nonce="' + "n" * 5000 + '"',
+    'Digest realm="r", nonce="n", qop="auth-int"', 'Digest realm="r", nonce="n", algorithm=SHA-512-256',
+    "Digest " + "a=b, " * 2000, 'Digest realm="\x00", nonce="n"', "\u202eDigest realm=x",
+])
+def test_malformed_digest_challenges_are_refused_or_answered_never_raised_otherwise(header: str) -> None:
+    challenges = parse_challenges([header])
+    ch = pick(challenges)
+    if ch is None:
+        return
+    try:
+        value = authorization(ch, method="DESCRIBE", uri="rtsp://h/x", username="u", password="p")
+    except DigestError:
+        return
+    assert value.isprintable() and "\n" not in value
+
+
+def _reader(data: bytes, limit: int) -> object:
+    import asyncio
+
+    reader = asyncio.StreamReader(limit=limit)
+    reader.feed_data(data)
+    reader.feed_eof()
+    return reader
+
+
+@pytest.mark.parametrize(("reply", "error"), [
+    (b"RTSP/1.0 200 OK\r\nX-Pad: " + b"a" * 1024 * 1024 + b"\r\n\r\n", "longer than 8192 bytes"),
+    (b"RTSP/1.0 200 " + b"b" * 100_000 + b"\r\n\r\n", "longer than 8192 bytes"),
+    (b"RTSP/1.0 200 OK\r\n" + b"X-A: " + b"c" * 8000 + b"\r\n" * 1 + (b"X-B: " + b"c" * 8000 + b"\r\n") * 5
+     + b"\r\n", "head longer than"),
+    (b"RTSP/1.0 200 OK\r\n" + b"X: y\r\n" * 200 + b"\r\n", "too many header lines"),
+    (b"RTSP/1.0 \xb2\xb2\xb2 OK\r\n\r\n", "not an RTSP status line"),
+    (b"RTSP/1.0 200 OK\r\nContent-Length: 1_0\r\n\r\n", "bad Content-Length"),
+    (b"RTSP/1.0 200 OK\r\nContent-Length: 999999999\r\n\r\n", "out of range"),
+    (b"HTTP/1.1 200 OK\r\n\r\n", "not an RTSP status line"),
+])
+async def test_rtsp_replies_over_the_caps_are_protocol_errors(reply: bytes, error: str) -> None:
+    from wardwatch.agent.camera import rtsp
+
+    with pytest.raises(rtsp.RtspProtocolError, match=error):
+        await rtsp._read_reply(_reader(reply, rtsp.MAX_LINE))  # type: ignore[arg-type]
+
+
+def test_sdp_garbage_gives_no_nonsense() -> None:
+    media = parse_sdp("m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264\n\x1b[31m/²²²\r\na=framerate:nan\r\n"
+                      "a=control:" + "z" * 5000 + "\r\nm=\r\nm=audio\r\n")
+    video = media[0]
+    assert video.kind == "video" and video.fps is None and video.clock_rate == 0
+    assert video.codec.isprintable() and len(video.control) <= 256
+
+
+@pytest.mark.parametrize("url", ["rtsp://h:99999/x", "rtsp://h/x\r\nCSeq: 9", "rtsp://h/" + "x" * 5000, "rtsp://",
+                                 "http://h/x", "rtsp://[::1/x"])
+def test_unusable_stream_uris_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        split_url(url)
+
+
+def test_profile_numbers_that_are_not_numbers_are_zero() -> None:
+    vec = SimpleNamespace(Encoding="H264\n\x85evil", Resolution=SimpleNamespace(Width="nan", Height="1e999"),
+                          RateControl=SimpleNamespace(FrameRateLimit="inf", BitrateLimit="9" * 5000))
+    [p] = parse_profiles([SimpleNamespace(token="p1", Name="x" * 10_000, VideoEncoderConfiguration=vec)])
+    assert (p.width, p.height, p.fps, p.bitrate_kbps) == (0, 0, 0.0, 0)
+    assert p.encoding.isprintable() and p.encoding.startswith("H264")
+    assert len(p.name) <= 256
+
+
+def test_clock_with_an_infinite_year_is_bad_xml() -> None:
+    from wardwatch.agent.camera.onvif import BadXml
+
+    answer = SimpleNamespace(UTCDateTime=SimpleNamespace(Date=SimpleNamespace(Year=float("inf"), Month=1, Day=1),
+                                                         Time=SimpleNamespace(Hour=0, Minute=0, Second=0)))
+    with pytest.raises(BadXml):
+        parse_clock(answer, sent=0.0, received=0.0)
+
+
+@pytest.mark.parametrize("msg", [
+    SimpleNamespace(),
+    SimpleNamespace(Topic=SimpleNamespace(_value_1=["a", "b"])),
+    SimpleNamespace(Topic="tns1:VideoSource/SignalLoss", Message="text only"),
+    SimpleNamespace(Topic="tns1:VideoSource/SignalLoss", Message=SimpleNamespace(_value_1=[1, 2])),
+    SimpleNamespace(Topic="tns1:X\n\t\u202e" + "y" * 5000, Message=SimpleNamespace(_value_1=SimpleNamespace(
+        UtcTime=object(), PropertyOperation=["x"],
+        Data=SimpleNamespace(SimpleItem=[SimpleNamespace(Name=None, Value="v"),
+                                         SimpleNamespace(Name="State", Value="true\n" * 3000),
+                                         *[SimpleNamespace(Name=f"k{i}", Value="1") for i in range(100)]]),
+        Source=SimpleNamespace(SimpleItem=SimpleNamespace(Name="one", Value="not a list")),
+    ))),
+])
+def test_odd_event_messages_are_read_cleaned_and_capped(msg: object) -> None:
+    ev = parse_message(msg)
+    if ev is None:
+        return
+    assert ev.topic.isprintable() and len(ev.topic) <= 256
+    assert len(ev.data) <= 32 and all(k.isprintable() and v.isprintable() and len(v) <= 1024
+                                      for k, v in ev.data.items())
+    assert isinstance(ev.operation, str) and isinstance(ev.utc_time, str)
+
+
+def test_zeep_settings_refuse_entities_and_dtds() -> None:
+    from zeep.exceptions import DTDForbidden, EntitiesForbidden
+    from zeep.loader import parse_xml
+
+    from wardwatch.agent.camera.onvif import _lib
+    from wardwatch.simulators.camera.garbage import billion_laughs
+
+    settings = _lib().onvif.settings.DEFAULT_SETTINGS
+    assert (settings.xml_huge_tree, settings.forbid_dtd, settings.forbid_entities) == (False, True, True)
+    with pytest.raises((DTDForbidden, EntitiesForbidden)):
+        parse_xml(billion_laughs("<tds:GetSystemDateAndTimeResponse/>"), None, settings=settings)
+
+
+@pytest.mark.parametrize(("size", "declared", "reason"), [
+    (300_000, True, "ok"), (300_000, False, "ok"), (17 * 2**20, True, "snapshot_too_large"),
+    (17 * 2**20, False, "snapshot_too_large"),
+])
+async def test_snapshot_is_hashed_while_streaming_and_capped(size: int, declared: bool, reason: str) -> None:
+    """A real HTTP server (loopback): the streamed hash is the whole image's; over 16 MiB,
+    declared or not, the GET stops with snapshot_too_large."""
+    import aiohttp
+    from aiohttp import web
+
+    from wardwatch.agent.camera.snapshot import fetch, fingerprint
+
+    body = b"\xff\xd8" + bytes(range(256)) * (size // 256)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        if declared:
+            resp.content_length = len(body)
+        else:
+            resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(body), 100_000):
+            await resp.write(body[i:i + 100_000])
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/snap.jpg", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            result = await fetch(session, f"http://127.0.0.1:{port}/snap.jpg", username=None, password=None,
+                                 time_limit=5)
+    finally:
+        await runner.cleanup()
+    assert result.reason == reason, result.detail
+    if reason == "ok":
+        assert (result.digest, result.size) == (fingerprint(body), len(body))
+    else:
+        assert result.digest is None and "too large" in result.detail

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*,?')
 
 
+MAX_PARAM = 1024  # a realm, nonce or opaque longer than this is not a camera's
+
+
 class DigestError(ValueError):
     """A challenge this client cannot answer: malformed, or an unknown algorithm."""
 
@@ -96,6 +99,11 @@ def authorization(
     nonce = ch.params.get("nonce")
     if nonce is None:
         raise DigestError("digest challenge without a nonce")
+    for key in ("realm", "nonce", "opaque", "qop", "algorithm"):
+        value = ch.params.get(key, "")
+        # echoed into our Authorization header: a CR, LF or NUL there would be header injection
+        if len(value) > MAX_PARAM or not value.isprintable():
+            raise DigestError(f"malformed digest challenge: unusable {key}")
     qops = [q.strip() for q in ch.params.get("qop", "").split(",") if q.strip()]
     cnonce = cnonce or os.urandom(8).hex()
     ha1 = _h(algo, f"{username}:{realm}:{password}")
