@@ -140,8 +140,9 @@ INTERVAL = 5.0
 SPOILED = {1, 2, 3}  # the ports a broken recording spoils; ports 4..24 stay sane
 
 
-def spec(name: str) -> SwitchSpec:
-    return SwitchSpec(name=name, ports=24, seed=5, poe=True, lldp=True, health=True)
+def spec(name: str, **extras: bool) -> SwitchSpec:
+    """Switches alike but for the extras a recording needs (snmpsim is slow: the fewer rows, the better)."""
+    return SwitchSpec(name=name, ports=24, seed=5, **extras)
 
 
 def recordings() -> dict[str, str]:
@@ -153,7 +154,7 @@ def recordings() -> dict[str, str]:
                     for col in (f"{IFX}.6", f"{IF}.14", f"{IFX}.15", f"{IF}.8")}
     text_numbers.update({"1.3.6.1.2.1.105.1.3.1.1.2.1": "4|nan", "1.3.6.1.2.1.25.3.3.1.2.1": "4|inf",
                          "1.3.6.1.2.1.99.1.1.1.4.1": "4|1e999", "1.3.6.1.2.1.99.1.1.1.2.1": "2|2147483647"})
-    lldp_port = next(p.index for p in spec("x").port_specs() if p.name in spec("x").lldp_neighbors())
+    lldp_port = next(p.index for p in spec("x").port_specs() if p.name in spec("x", lldp=True).lldp_neighbors())
     long_text = {f"{IFX}.1.1": octets("Gi1/0/1\nDROP MEASUREMENT if_traffic\r\n"), f"{IFX}.1.2": octets("x" * 10_000),
                  f"{IFX}.1.3": octets(b"\x1b[31mGi1/0/3\x00\x07"),
                  f"{LLDP_REM_SYSNAME}.0.{lldp_port}.1": octets("cam\nfake_series,ward=x up=0\n" + "y" * 10_000),
@@ -162,8 +163,8 @@ def recordings() -> dict[str, str]:
     return {
         "public": render(spec("sw-healthy")),
         "wrong-types": replace_rows(render(spec("sw-wrong-types")), wrong_types),
-        "text-numbers": replace_rows(render(spec("sw-text-numbers")), text_numbers),
-        "long-text": replace_rows(render(spec("sw-long-text")), long_text),
+        "text-numbers": replace_rows(render(spec("sw-text-numbers", poe=True, health=True)), text_numbers),
+        "long-text": replace_rows(render(spec("sw-long-text", lldp=True)), long_text),
         "backwards": replace_rows(render(spec("sw-backwards")), backwards),
     }
 
@@ -183,9 +184,9 @@ def devices(tmp_path: Path) -> Iterator[list[dict[str, Any]]]:
         for r in responders:
             r.__enter__()
         try:
-            # snmpsim is slow (services.md), and five switches' first polls come at once: 2 tries of 2 s.
+            # snmpsim is slow (services.md), and five switches' first polls come at once: 2 tries of 2.4 s.
             common = {"kind": "switch", "host": "127.0.0.1", "interval": f"{INTERVAL}s", "icmp": False}
-            sim = {**common, "port": port, "timeout": "2s", "retries": 1}
+            sim = {**common, "port": port, "timeout": "2.4s", "retries": 1}
             devs = [{"id": "sw-healthy", "auth": "public", **sim}]
             devs += [{"id": f"sw-{c}", "auth": c, **sim} for c in recordings() if c != "public"]
             # Each garbage device has a community of its own: pysnmp matches a v1/v2c answer to its
