@@ -25,7 +25,7 @@ from wardwatch.agent.core.config import load_config
 from wardwatch.agent.core.outbox import Outbox, unpack
 from wardwatch.agent.core.poller import CheckRow, LiveEvent, PollResult, failed_status
 from wardwatch.agent.core.ports import PortStates
-from wardwatch.agent.core.supervisor import Counters, Supervisor
+from wardwatch.agent.core.supervisor import MAX_LIVE_EVENTS, Counters, Supervisor
 from wardwatch.wire import Reading
 
 
@@ -117,6 +117,22 @@ async def test_a_bug_before_the_device_ever_answered_says_nothing_of_up(tmp_path
         (batch,) = await stored(outbox)
     assert result.reason == "internal_error"
     assert "up" not in batch.readings[0].fields  # unknown, not down
+
+
+async def test_a_flood_of_live_events_is_capped_per_poll(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    dev = cfg.devices[0]
+    poller = FakePoller([{}])
+    counters = Counters()
+    sent: list[bytes] = []
+    sup = Supervisor(device=dev, poller=poller, outbox=None, ports=PortStates(), counters=counters,
+                     publish_event=lambda p: sent.append(p) or True, agent="sup-test", ward="cam-pho")
+    flood = [LiveEvent(topic=f"tns1:Junk/{i}", cls="other") for i in range(95)]
+    result = await sup.poll()
+    result.events = flood
+    sup._send(result)
+    assert len(sent) == MAX_LIVE_EVENTS and counters.events_capped == 95 - MAX_LIVE_EVENTS
+    assert wire.decode_event(wire.events_topic("cam-pho", "sup-test"), sent[0]).topic == "tns1:Junk/0"
 
 
 async def test_a_poll_past_its_interval_is_a_timeout(tmp_path: Path) -> None:

@@ -101,14 +101,15 @@ class Agent:
             "bad_values": c.bad_values,
             "overruns": c.overruns,
             "published": pub.published,
+            "refused": pub.refused,
+            "stored": pub.stored,
+            "resent": pub.resent,
+            "watermark": pub.watermark,
             "events_sent": pub.events_sent,
-            "events_dropped": pub.events_dropped,
+            "events_dropped": pub.events_dropped + c.events_capped,
             "mqtt_connected": int(pub.connected),
             "rss_mb": round(_rss_mb(), 1),
         }
-        refused = getattr(pub, "refused", None)
-        if isinstance(refused, int):
-            fields["refused"] = refused
         return Reading(device=self.cfg.agent.id, kind="agent", measurement="agent", time_ms=int(time.time() * 1000),
                        fields=fields)
 

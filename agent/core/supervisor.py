@@ -16,7 +16,8 @@ poll and nobody else's:
   succeeds ends it;
 - every result's ``if_traffic``/``poe`` readings feed the switch-port state
   (agent/core/ports.py) that cameras and APs with a ``feed`` read;
-- live events go out on the ``events`` topic after the readings are committed.
+- live events go out on the ``events`` topic after the readings are committed, at most
+  ``MAX_LIVE_EVENTS`` a poll (the rest are counted in ``events_dropped``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from wardwatch.agent.core.text import safe_readings
 log = logging.getLogger(__name__)
 
 MAX_START_OFFSET = 10.0  # spread the first polls over at most this many seconds
+MAX_LIVE_EVENTS = 10  # live events per poll; the rest are counted (the reading has them all)
 WRITE_ERRORS = (OutboxError, sqlite3.Error, OSError, wire.WireError)
 
 
@@ -52,6 +54,7 @@ class Counters:
     overruns: int = 0  # poll slots skipped because a poll overran
     bad_values: int = 0  # values skipped because a device sent something unreadable
     write_failed: int = 0  # readings the outbox refused (disk full, I/O error)
+    events_capped: int = 0  # live events not sent because a poll had more than MAX_LIVE_EVENTS
     write_failing: bool = False
 
 
@@ -153,7 +156,13 @@ class Supervisor:
         if not result.events:
             return
         now_ms = int(time.time() * 1000)
-        for ev in result.events:
+        events = result.events
+        if len(events) > MAX_LIVE_EVENTS:  # a camera in a loop (or lying) must not flood the topic
+            self.counters.events_capped += len(events) - MAX_LIVE_EVENTS
+            log.warning("device %s: %d live events in one poll; %d sent, the rest only counted", self.device.id,
+                        len(events), MAX_LIVE_EVENTS)
+            events = events[:MAX_LIVE_EVENTS]
+        for ev in events:
             try:
                 payload = wire.event_payload(agent=self.agent, ward=self.ward, device=self.device.id, time_ms=now_ms,
                                              topic=ev.topic, cls=ev.cls, utc_time=ev.utc_time, data=ev.data)
