@@ -30,15 +30,17 @@ from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, sta
 # `make test PYTEST_ARGS=--durations=30`: under xdist they start first, so that none is
 # left alone at the end of the run. A name no longer here costs only some balance.
 SLOW_FIRST: Final = (
-    "tests/test_reliability.py::test_a_5_minute_agent_outage_is_unknown_not_down",  # 330 s
+    "tests/test_reliability.py::test_a_5_minute_agent_outage_is_unknown_not_down",  # 350 s
+    "tests/test_demo.py",  # 90-110 s, CPU-bound: not beside the fuzzer
     "tests/test_ap_pipeline.py",  # a module: 170 s, most of it fixtures
-    "tests/test_fuzz.py",  # 95 s of CPU
-    "tests/test_demo.py",  # 90 s
-    "tests/test_reliability.py::",  # 40-80 s each
-    "tests/test_snmp_faults.py",  # 35-50 s each
+    "tests/test_delivery_outage.py",  # 100 s
+    "tests/test_delivery_share.py",  # 100 s
+    "tests/test_reliability.py::",  # 45-90 s each
+    "tests/test_fuzz.py",  # 95-160 s, CPU-bound
+    "tests/test_snmp_faults.py",  # 25-50 s each
+    "tests/test_agent_process.py",
     "tests/test_camera_pipeline.py",
     "tests/test_e2e.py",
-    "tests/test_agent_process.py",
 )
 _WIDE_SCOPES: Final = ("module", "class", "package")
 
@@ -52,6 +54,24 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
 
 def _rank(nodeid: str) -> int:
     return next((i for i, prefix in enumerate(SLOW_FIRST) if nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+
+def _short_ones_second(items: list[pytest.Item], group: dict[int, str], rank: dict[str, int]) -> list[pytest.Item]:
+    """xdist hands each worker its first unit (a test, or a group) and at once a second one,
+    which waits behind the first: behind the longest tests, the second ones must be short.
+    So after the first unit per worker come as many units of unranked single tests."""
+    units: list[list[pytest.Item]] = []
+    for item in items:
+        key = group.get(id(item))
+        if units and key is not None and group.get(id(units[-1][0])) == key:
+            units[-1].append(item)
+        else:
+            units.append([item])
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    head, tail = units[:workers], units[workers:]
+    short = [u for u in tail if id(u[0]) not in group and rank[u[0].nodeid] == len(SLOW_FIRST)][:workers]
+    rest = [u for u in tail if not any(u is s for s in short)]
+    return [item for unit in (*head, *short, *rest) for item in unit]
 
 
 # A wrapper: the marks go on before xdist's own hook turns them into groups (by tagging
@@ -74,6 +94,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rank[key] = min(rank.get(key, len(SLOW_FIRST)), _rank(item.nodeid))
     order = {id(item): i for i, item in enumerate(items)}
     items.sort(key=lambda it: (rank[group.get(id(it), it.nodeid)], group.get(id(it), ""), order[id(it)]))
+    items[:] = _short_ones_second(items, group, rank)
     if group and not any("@" in item.nodeid for item in items):
         warnings.warn(
             pytest.PytestWarning(
