@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from wardwatch.agent.camera.poll import CameraPoller, CameraPollResult, CameraSession
+from wardwatch.agent.camera.poller import check_row
 from wardwatch.agent.core.config import AgentConfig
 from wardwatch.agent.core.ports import PortStates
 from wardwatch.simulators.camera import CameraFleet
@@ -236,5 +237,5 @@ async def test_other_brands_poll_clean(rig: Rig) -> None:
 
 async def test_check_row_names_the_error_class(rig: Rig) -> None:
     await rig.knobs(offline=True)
-    row = (await rig.poll()).check_row()
-    assert row[0] == rig.cam_id and row[3] == "onvif" and row[4] == "offline (refused)"
+    row = check_row(await rig.poll())
+    assert (row.protocol, row.status) == ("onvif", "offline (refused)")

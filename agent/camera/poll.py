@@ -93,21 +93,6 @@ class CameraPollResult:
     poll_ms: float = 0.0
     inventory: DeviceInfo | None = None
 
-    def check_row(self) -> tuple[str, ...]:
-        """A row for ``wardwatch-agent check``, in its columns: DEVICE KIND ADDRESS SNMP STATUS SYSNAME
-        PROFILE IFS CLIENTS RTT_MS POLL_MS DETAIL. SNMP says ``onvif``; STATUS is ``up`` or the reason,
-        with the error class in brackets where it says more (``offline (refused)``); SYSNAME is the model."""
-        dev = self.device
-        status = "up" if self.ok else self.reason
-        if self.error_class and self.error_class != self.reason:
-            status = f"{status} ({self.error_class})"
-        model = self.inventory.model if self.inventory and self.inventory.model else "-"
-        fields = next((r.fields for r in self.readings if r.measurement == "device_status"), {})
-        rtt = fields.get("rtt_ms")
-        return (dev.id, dev.kind, f"{dev.host}:{dev.port or DEFAULT_PORT}", "onvif", status,
-                model.replace(" ", "_"), "-", "-", "-", f"{rtt:.1f}" if isinstance(rtt, int | float) else "-",
-                f"{self.poll_ms:.0f}", self.detail)
-
 
 def _tls_context(dev: DeviceConfig) -> ssl.SSLContext:
     """TLS for rtsps and https snapshots: verified against ``camera.tls_ca`` when set, else

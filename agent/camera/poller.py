@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from wardwatch.agent.camera.events import CameraEvent
-from wardwatch.agent.camera.poll import DEFAULT_PORT, CameraPoller, CameraPollResult, CameraSession
+from wardwatch.agent.camera.poll import CameraPoller, CameraPollResult, CameraSession
 from wardwatch.agent.core.config import DeviceConfig
 from wardwatch.agent.core.poller import CheckRow, Context, LiveEvent, PollResult, failed_status
 from wardwatch.wire import Reading
@@ -57,7 +57,7 @@ class OnvifPoller:
         return PollResult(device, r.readings, ok=r.ok, answered=r.answered, reason=r.reason, detail=r.detail,
                           events=[LiveEvent(topic=e.topic, cls=e.cls, utc_time=e.utc_time, data=dict(e.data))
                                   for e in r.events if live(e)],
-                          row=_row(r))
+                          row=check_row(r))
 
     def failed(self, device: DeviceConfig, *, reason: str, detail: str, poll_ms: float,
                up: int | None) -> PollResult:
@@ -71,7 +71,7 @@ class OnvifPoller:
                           row=CheckRow(protocol="onvif", status=reason, poll_ms=poll_ms, detail=detail))
 
 
-def _row(r: CameraPollResult) -> CheckRow:
+def check_row(r: CameraPollResult) -> CheckRow:
     """STATUS is ``up`` or the reason, with the error class in brackets where it says more
     (``offline (refused)``); the name column shows the model."""
     status = "up" if r.ok else r.reason
@@ -84,4 +84,3 @@ def _row(r: CameraPollResult) -> CheckRow:
                     rtt_ms=float(rtt) if isinstance(rtt, int | float) else None, poll_ms=r.poll_ms, detail=r.detail)
 
 
-__all__ = ["DEFAULT_PORT", "OnvifPoller", "live"]
