@@ -31,6 +31,11 @@ HINTS = {
 }
 
 
+def snmp_budget(interval: float) -> float:
+    """The part of a poll's interval that SNMP may use: the rest is the ping's and ours."""
+    return max(interval * 0.9, interval - 2.0)
+
+
 class SnmpPoller:
     """Polls every switch and AP of the agent."""
 
@@ -66,10 +71,18 @@ class SnmpPoller:
         started = time.monotonic()
         try:
             try:
-                readings = await poll_switch(session, state, kind=device.kind)
+                # SNMP gets most of the interval, so that a device whose tries fill it is
+                # still this poller's timeout, with the ping's verdict beside it, rather
+                # than the supervisor's (which knows nothing of the ping).
+                async with asyncio.timeout(snmp_budget(device.interval)):
+                    readings = await poll_switch(session, state, kind=device.kind)
                 ok, reason, detail = True, "ok", ""
             except DeviceError as exc:
                 ok, reason, detail = False, exc.reason, str(exc)
+                readings = [failed_status(device, reason=reason, poll_ms=(time.monotonic() - started) * 1000)]
+            except TimeoutError:
+                ok, reason = False, "timeout"
+                detail = f"no answer within {snmp_budget(device.interval):.3g}s of the {device.interval:g}s interval"
                 readings = [failed_status(device, reason=reason, poll_ms=(time.monotonic() - started) * 1000)]
             ping = await pinging if pinging else None
         except BaseException:
@@ -99,7 +112,7 @@ class SnmpPoller:
             if status.get("icmp_up") == 1:
                 detail += "; it answers pings"
         elif state.problems:
-            detail = f"{len(state.problems)} unreadable values, e.g. {state.problems[0]}"
+            detail = f"{state.bad_values} unreadable values, e.g. {state.problems[0]}"
         poll_ms = status.get("poll_ms", 0)
         return CheckRow(
             protocol=f"v{version}", status="up" if ok else reason, name=state.sys_name or "-",
