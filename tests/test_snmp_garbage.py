@@ -1,7 +1,7 @@
 """Garbage from SNMP devices: a device that answers is never down because of what it said.
 
 A fuzzer drives the whole value path (parse_interfaces, rates, evaluate, the readings of
-poll_switch) with values of any type; then a real agent polls a healthy switch beside
+poll_device) with values of any type; then a real agent polls a healthy switch beside
 snmpsim recordings of broken ones and simulators/garbage_snmp.py's malformed answers."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.util import wait_for
 from wardwatch import wire
 from wardwatch.agent.core.config import DeviceConfig
 from wardwatch.agent.core.errors import DeviceError
-from wardwatch.agent.snmp.device import SYS_NAME, SYS_UPTIME, SwitchState, interface_columns, poll_switch
+from wardwatch.agent.snmp.device import SYS_NAME, SYS_UPTIME, SnmpState, interface_columns, poll_device
 from wardwatch.agent.snmp.profiles import builtin_catalog
 from wardwatch.simulators.aps import write_many
 from wardwatch.simulators.garbage_snmp import GarbageResponder
@@ -108,11 +108,11 @@ def device_answers(draw: st.DrawFn) -> tuple[str, list[tuple[dict, dict]]]:
 def test_fuzz_any_value_gives_encodable_readings_or_a_device_error(answers: tuple[str, list[Any]]) -> None:
     name, polls = answers
     dev = DeviceConfig(id="sw-fuzz", kind="switch", host="127.0.0.1", auth="x", profile=name)
-    session, state = FakeSession(dev), SwitchState()
+    session, state = FakeSession(dev), SnmpState()
     for seq, (scalars, cols) in enumerate(polls):
         session.scalars, session.cols = scalars, cols
         try:
-            readings = run(poll_switch(session, state))  # type: ignore[arg-type]
+            readings = run(poll_device(session, state))  # type: ignore[arg-type]
         except DeviceError:
             continue  # a device-level failure (no sysUpTime, say): reported as such, fine
         status = readings[0]

@@ -15,7 +15,7 @@ import pytest
 
 from wardwatch.agent.core.config import DeviceConfig, SnmpAuth
 from wardwatch.agent.snmp.client import Engines, SnmpSession
-from wardwatch.agent.snmp.device import SwitchState, poll_switch
+from wardwatch.agent.snmp.device import SnmpState, poll_device
 from wardwatch.simulators.lab import Service, start_snmpd
 from wardwatch.wire import Reading
 
@@ -98,14 +98,14 @@ async def test_160_mbit_over_loopback_is_measured_within_15_percent(snmpd: Servi
                        interval=30, timeout=1, retries=1, icmp=False)
     engines = Engines()
     session = SnmpSession(engine=engines.default, device=dev, auth=SnmpAuth(version="2c", community="public"))
-    state = SwitchState()
+    state = SnmpState()
     try:
-        await poll_switch(session, state)  # picks the profile; ifType is read from here on
+        await poll_device(session, state)  # picks the profile; ifType is read from here on
         with Push(rate=RATE, seconds=2 * QUIET + 4) as push:
             await asyncio.sleep(QUIET)  # the flow is steady, and snmpd's cache has gone stale
-            first = await poll_switch(session, state)
+            first = await poll_device(session, state)
             await asyncio.sleep(QUIET)
-            second = await poll_switch(session, state)
+            second = await poll_device(session, state)
         lo = lo_reading(second)
         pushed = push.measured_bps()
     finally:

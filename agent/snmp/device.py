@@ -77,7 +77,7 @@ MAX_PROBLEMS = 100  # problems kept per poll (all are counted in bad_values)
 
 
 @dataclass(slots=True)
-class SwitchState:
+class SnmpState:
     """What a poller remembers about one device between polls."""
 
     rates: InterfaceRates = field(default_factory=InterfaceRates)
@@ -193,7 +193,7 @@ def parse_interfaces(
     return out
 
 
-async def identify(session: SnmpSession, state: SwitchState) -> Resolved:
+async def identify(session: SnmpSession, state: SnmpState) -> Resolved:
     """Choose the device's profile: by name from its config, else by sysObjectID and the
     probe OIDs it answers."""
     catalog = state.catalog or builtin_catalog()
@@ -220,7 +220,7 @@ async def identify(session: SnmpSession, state: SwitchState) -> Resolved:
     return profile
 
 
-async def poll_switch(session: SnmpSession, state: SwitchState, *, kind: Kind = "switch") -> list[Reading]:
+async def poll_device(session: SnmpSession, state: SnmpState, *, kind: Kind = "switch") -> list[Reading]:
     """Poll once. Raises DeviceError subclasses; the caller records the failure."""
     dev = session.device
     started = time.monotonic()

@@ -19,7 +19,7 @@ from wardwatch.agent.core.config import AgentConfig, DeviceConfig
 from wardwatch.agent.core.errors import DeviceError
 from wardwatch.agent.core.text import progress_bar
 from wardwatch.agent.snmp.client import Engines, SnmpSession
-from wardwatch.agent.snmp.device import SYS_NAME, SwitchState, identify
+from wardwatch.agent.snmp.device import SYS_NAME, SnmpState, identify
 from wardwatch.agent.snmp.profiles import Catalog
 
 MAX_ADDRESSES = 65_536  # a /16: a bound on one sweep
@@ -55,7 +55,7 @@ async def probe(host: str, *, cfg: AgentConfig, auths: list[str], engines: Engin
         dev = DeviceConfig(id="discover", kind="switch", host=host, port=port, auth=name, timeout=request_timeout,
                            retries=retries, interval=max(60.0, request_timeout * (retries + 1)))
         session = SnmpSession(engine=engines.for_auth(snmp), device=dev, auth=snmp)
-        state = SwitchState(catalog=catalog)
+        state = SnmpState(catalog=catalog)
         try:
             profile = await identify(session, state)
             sys_name = (await session.get([SYS_NAME]))[SYS_NAME]

@@ -3,7 +3,7 @@
 One :class:`SnmpPoller` per agent: it loads the vendor profiles once (the shipped ones
 plus the directories in the context's ``profile_dirs``; a bad profile raises
 ProfileError at start-up), owns the pysnmp engines, and keeps one session and one
-:class:`~wardwatch.agent.snmp.device.SwitchState` per device. A poll is SNMP
+:class:`~wardwatch.agent.snmp.device.SnmpState` per device. A poll is SNMP
 (agent/snmp/device.py) with ICMP alongside it; ``device_status`` says what each found
 (agent/core/icmp.py).
 """
@@ -20,7 +20,7 @@ from wardwatch.agent.core.errors import DeviceError
 from wardwatch.agent.core.icmp import combine
 from wardwatch.agent.core.poller import CheckRow, Context, PollResult, failed_status
 from wardwatch.agent.snmp.client import Engines, SnmpSession
-from wardwatch.agent.snmp.device import SwitchState, poll_switch
+from wardwatch.agent.snmp.device import SnmpState, poll_device
 from wardwatch.agent.snmp.profiles import load_catalog
 
 HINTS = {
@@ -43,7 +43,7 @@ class SnmpPoller:
         self.ctx = ctx
         self.catalog = load_catalog(list(ctx.profile_dirs))
         self.engines = Engines()
-        self._devices: dict[str, tuple[SnmpSession, SwitchState]] = {}
+        self._devices: dict[str, tuple[SnmpSession, SnmpState]] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -56,9 +56,9 @@ class SnmpPoller:
         snmp = self.ctx.cfg.auth[device.auth].snmp
         assert snmp is not None  # config.check() guarantees it
         session = SnmpSession(engine=self.engines.for_auth(snmp), device=device, auth=snmp)
-        self._devices[device.id] = (session, SwitchState(catalog=self.catalog))
+        self._devices[device.id] = (session, SnmpState(catalog=self.catalog))
 
-    def state(self, device: DeviceConfig) -> SwitchState:
+    def state(self, device: DeviceConfig) -> SnmpState:
         return self._devices[device.id][1]
 
     def session(self, device: DeviceConfig) -> SnmpSession:
@@ -75,7 +75,7 @@ class SnmpPoller:
                 # still this poller's timeout, with the ping's verdict beside it, rather
                 # than the supervisor's (which knows nothing of the ping).
                 async with asyncio.timeout(snmp_budget(device.interval)):
-                    readings = await poll_switch(session, state, kind=device.kind)
+                    readings = await poll_device(session, state, kind=device.kind)
                 ok, reason, detail = True, "ok", ""
             except DeviceError as exc:
                 ok, reason, detail = False, exc.reason, str(exc)
@@ -105,7 +105,7 @@ class SnmpPoller:
                           row=CheckRow(protocol=f"v{session.version}", status=reason, poll_ms=poll_ms, detail=detail))
 
     @staticmethod
-    def _row(device: DeviceConfig, state: SwitchState, *, ok: bool, reason: str, detail: str,
+    def _row(device: DeviceConfig, state: SnmpState, *, ok: bool, reason: str, detail: str,
              status: dict[str, int | float | str], version: str) -> CheckRow:
         if not ok:
             detail = f"{detail}; {HINTS[reason]}" if reason in HINTS else detail
