@@ -19,13 +19,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import pytest
+
 from tests.util import write_yaml
 from wardwatch import wire
 from wardwatch.agent.core.config import load_config
 from wardwatch.agent.core.outbox import Outbox, unpack
-from wardwatch.agent.core.poller import CheckRow, LiveEvent, PollResult, failed_status
+from wardwatch.agent.core.poller import CheckRow, Context, LiveEvent, PollResult, failed_status
 from wardwatch.agent.core.ports import PortStates
 from wardwatch.agent.core.supervisor import MAX_LIVE_EVENTS, Counters, Supervisor
+from wardwatch.agent.snmp.poller import SnmpPoller
 from wardwatch.wire import Reading
 
 
@@ -234,3 +237,29 @@ def test_a_full_disk_is_survived_and_recovered_from(tmp_path: Path, black_hole: 
         text = Path(log.name).read_text()
         assert rc == 0, text
         assert text.count("refuses writes") == 1  # loud once, not a line per poll
+
+
+@pytest.mark.parametrize(("poe", "link", "want"), [(False, True, "poe_lost"), (None, False, "port_down"),
+                                                    (True, True, "timeout")])
+async def test_an_ap_behind_a_dead_port_says_so(tmp_path: Path, black_hole: int, poe: bool | None, link: bool,
+                                                want: str) -> None:
+    """The switch-port state has one home: the SNMP family reads it for a fed AP as the
+    camera family does for a fed camera."""
+    cfg = load_config(write_yaml(tmp_path / "agent.yaml", {
+        "agent": {"id": "feed-test", "ward": "cam-pho"},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "auth": {"v2c": {"snmp": {"version": "2c", "community": "public"}}},
+        "devices": [{"id": "ap-7", "kind": "ap", "host": "127.0.0.1", "port": black_hole, "auth": "v2c",
+                     "interval": "2s", "timeout": "0.3s", "retries": 0, "icmp": False,
+                     "feed": {"switch": "sw-core", "port": "Gi0/7"}},
+                    {"id": "sw-core", "kind": "switch", "host": "127.0.0.1", "auth": "v2c"}],
+    }))
+    ctx = Context.new(cfg)
+    ctx.ports.set("sw-core", "Gi0/7", oper_up=link, poe_delivering=poe)
+    dev = cfg.devices[0]
+    async with SnmpPoller(ctx) as poller:
+        poller.add(dev)
+        result = await poller.poll(dev)
+    assert (result.reason, result.readings[0].fields["reason"], result.readings[0].fields["up"]) == (want, want, 0)
+    if want != "timeout":
+        assert result.detail.startswith("sw-core port Gi0/7")

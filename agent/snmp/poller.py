@@ -91,11 +91,26 @@ class SnmpPoller:
             raise
         status = readings[0].fields
         combine(status, snmp_ok=ok, reason=reason, ping=ping)
+        if not ok and device.feed is not None:
+            reason, detail = self._feed_cause(device, status, reason, detail)
         state.rtt_ms = ping.rtt_ms if ping else None
         state.loss_pct = ping.loss_pct if ping else None
         return PollResult(device, readings, ok=ok, answered=ok, reason=reason, detail=detail,
                           row=self._row(device, state, ok=ok, reason=reason, detail=detail, status=status,
                                         version=session.version))
+
+    def _feed_cause(self, device: DeviceConfig, status: dict[str, int | float | str], reason: str,
+                    detail: str) -> tuple[str, str]:
+        """An AP that does not answer behind a port that lost PoE or link: that is the
+        cause (``poe_lost``, ``port_down``), as for a camera; the SNMP error goes to detail."""
+        assert device.feed is not None
+        port = self.ctx.ports.get(device.feed.switch, device.feed.port)
+        cause = "poe_lost" if port.poe_delivering is False else "port_down" if port.oper_up is False else None
+        if cause is None or status.get("up") == 1:  # it still answers ICMP: the port is not the cause
+            return reason, detail
+        status["reason"] = cause
+        where = f"{device.feed.switch} port {device.feed.port}"
+        return cause, f"{where}: {'PoE off' if cause == 'poe_lost' else 'link down'}; SNMP: {reason}: {detail}"
 
     def failed(self, device: DeviceConfig, *, reason: str, detail: str, poll_ms: float,
                up: int | None) -> PollResult:
