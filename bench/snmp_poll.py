@@ -64,8 +64,9 @@ def ours(port: int, n_polls: int, reps: int, profile: bool) -> tuple[int, float]
     received = [0]
     walk, get = session.walk_columns, session.get
 
-    async def counted_walk(columns: list[str], *, clock: str | None = None) -> tuple[Table, Times]:
-        cols, times = await walk(columns, clock=clock)
+    async def counted_walk(columns: list[str], *, clock: str | None = None,
+                           deadline: float | None = None) -> tuple[Table, Times]:
+        cols, times = await walk(columns, clock=clock, deadline=deadline)
         received[0] += sum(len(v) for v in cols.values())
         return cols, times
 

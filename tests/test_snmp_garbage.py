@@ -72,7 +72,8 @@ class FakeSession:
     async def get(self, oids: list[str]) -> dict[str, Any]:
         return {oid: self.scalars.get(oid) for oid in oids}
 
-    async def walk_columns(self, columns: list[str], *, clock: str | None = None) -> tuple[Any, Any]:
+    async def walk_columns(self, columns: list[str], *, clock: str | None = None,
+                           deadline: float | None = None) -> tuple[Any, Any]:
         self.walk_problems = []
         return {c: dict(self.cols.get(c, {})) for c in columns}, {}
 

@@ -153,7 +153,8 @@ class SnmpSession:
                 raise DeviceProtocolError(f"asked for {oid}, got {name}")
         return out
 
-    async def walk_columns(self, columns: Sequence[str], *, clock: str | None = None) -> tuple[Table, Times]:
+    async def walk_columns(self, columns: Sequence[str], *, clock: str | None = None,
+                           deadline: float | None = None) -> tuple[Table, Times]:
         """Walk several table columns at once with GETBULK.
 
         Returns ``{column: {index: value}}`` and, beside it, the time of the answer that
@@ -163,6 +164,9 @@ class SnmpSession:
         device's own clock in seconds; otherwise they are our monotonic arrival times.
         Each request asks for the next rows of every column still in its subtree, so a
         24-port switch with 12 columns takes a handful of round trips, not one walk per column.
+        With ``deadline`` (a ``time.monotonic()`` value), a walk that has read something and
+        is still going at the deadline stops there and keeps what it read (a problem says
+        so): a huge or endless table on a slow device still gives the poll its first rows.
         """
         target = await self._transport()
         result: Table = {c: {} for c in columns}
@@ -175,6 +179,10 @@ class SnmpSession:
         for _ in range(MAX_ROWS + 1):
             active = [c for c in columns if cursor[c] is not None]
             if not active:
+                return result, times
+            if deadline is not None and time.monotonic() >= deadline and any(result.values()):
+                rows = max(len(v) for v in result.values())
+                problems.append(f"walk stopped after {rows} rows: the poll's time budget ran out")
                 return result, times
             reps = max(1, min(self.device.max_repetitions, (MAX_VARBINDS - 1) // len(active)))
             head = [ObjectType(ObjectIdentity(clock))] if clock else []

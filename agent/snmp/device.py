@@ -73,6 +73,7 @@ RANGES = {
     "out_discards": (0, U32), "high_speed": (0, U32), "discontinuity": (0, U32), "oper_status": (1, 7),
     "if_type": (1, 2**31 - 1),
 }
+WALK_SHARE = 0.7  # of the interval, for the table walk; the SNMP poller gives SNMP 0.9 in all
 MAX_PROBLEMS = 100  # problems kept per poll (all are counted in bad_values)
 
 
@@ -239,7 +240,10 @@ async def poll_device(session: SnmpSession, state: SnmpState, *, kind: Kind = "s
     # sysUpTime rides along in every GETBULK, so each counter's time is the device's own.
     columns = interface_columns(profile)
     walk = list(dict.fromkeys([*columns.values(), *profile.columns()]))
-    cols, times = await session.walk_columns(walk, clock=SYS_UPTIME.removesuffix(".0")) if walk else ({}, {})
+    # The walk may use most of the interval; what it read by then is kept (client.py).
+    deadline = started + dev.interval * WALK_SHARE
+    cols, times = (await session.walk_columns(walk, clock=SYS_UPTIME.removesuffix(".0"), deadline=deadline)
+                   if walk else ({}, {}))
     if walk and not any(cols.get(c) for c in profile.metric_columns()):
         raise DeviceNoSuchObject(f"none of the tables of profile {profile.name} exist on this device")
     now = time.monotonic()
