@@ -138,6 +138,23 @@ def outbox_state(path: Path) -> tuple[int, int]:
         db.close()
 
 
+def outbox_seqs(path: Path) -> tuple[set[int], int]:
+    """(the seqs waiting in an agent's outbox, the seq its next batch gets)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        left = {int(r[0]) for r in db.execute("SELECT seq FROM batches")}
+        row = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+        return left, int(row[0]) if row else 0
+    finally:
+        db.close()
+
+
+def ledger_seqs(influx: InfluxService, database: str, agent: str) -> set[int]:
+    """Every seq in the collector's ledger for ``agent``."""
+    rows = influx.points(f"SELECT seq FROM wardwatch_batch WHERE agent = '{agent}'", db=database)
+    return {int(r["seq"]) for r in rows}
+
+
 def ledger_count(influx: InfluxService, database: str, agent: str) -> tuple[int, int, int]:
     """(distinct seqs in the collector's ledger for ``agent``, lowest, highest)."""
     rows = influx.points(
