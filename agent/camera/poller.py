@@ -64,9 +64,12 @@ class OnvifPoller:
         """A poll that did not finish (``timeout``) or failed inside wardwatch: the camera is
         not OK this time, and ``camera_health`` says why."""
         status = failed_status(device, reason=reason, poll_ms=poll_ms, up=up)
+        fields: dict[str, int | float | str] = {"ok": 0, "reason": "offline" if reason == "timeout" else reason,
+                                                "error": reason, "poll_ms": round(poll_ms, 1)}
+        if reason == "timeout":
+            fields["online"] = 0
         health = Reading(device=device.id, kind="camera", measurement="camera_health", time_ms=status.time_ms,
-                         tags=status.tags, fields={"ok": 0, "reason": "offline" if reason == "timeout" else reason,
-                                                   "error": reason, "poll_ms": round(poll_ms, 1)})
+                         tags=status.tags, fields=fields)
         return PollResult(device, [health, status], ok=False, answered=bool(up), reason=reason, detail=detail,
                           row=CheckRow(protocol="onvif", status=reason, poll_ms=poll_ms, detail=detail))
 
