@@ -22,8 +22,9 @@ pytestmark = pytest.mark.services
 DATABASE = "wardwatch"
 WARD_IDS = {w for w, _, _ in WARDS}
 # The first rates need two switch polls; APs and cameras answer on their first poll; the
-# agents' self-metrics come every 30 s. With 13 agents starting at once on two cores, 75 s.
-DATA_TIMEOUT = 75.0
+# agents' self-metrics come every 30 s. With 13 agents starting at once on two cores beside
+# the other tests running in parallel, 120 s.
+DATA_TIMEOUT = 120.0
 
 
 class Output:
