@@ -192,9 +192,10 @@ def devices(tmp_path: Path) -> Iterator[list[dict[str, Any]]]:
             devs += [{"id": f"sw-{c}", "auth": c, **sim} for c in recordings() if c != "public"]
             # Each garbage device has a community of its own: pysnmp matches a v1/v2c answer to its
             # request by request-id and community only, not by the address it came from, so the
-            # wrong_request_id device would otherwise answer other devices' requests.
+            # wrong_request_id device would otherwise answer other devices' requests. A retry: the
+            # responders are Python, and one answer in the endless walk's ~40 can be late on a loaded box.
             devs += [{"id": f"g-{r.mode.replace('_', '-')}", "port": r.port, "auth": f"g-{r.mode}", "profile": "if_mib",
-                      "timeout": "1s", "retries": 0, "max_repetitions": 50, **common} for r in responders]
+                      "timeout": "1s", "retries": 1, "max_repetitions": 50, **common} for r in responders]
             yield devs
         finally:
             for r in responders:
