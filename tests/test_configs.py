@@ -35,6 +35,30 @@ def test_collector_example_loads() -> None:
     cfg = load_collector(CONFIGS / "collector-example.yaml")
     assert cfg.influx.api == "v1"
     assert cfg.mqtt.share_group == "collectors"
+    assert cfg.timezone == "Asia/Ho_Chi_Minh"
+    assert len(cfg.wards) == 13 and cfg.wards["cam-pho"] == "Cẩm Phô" and cfg.wards["cua-dai"] == "Cửa Đại"
+    from wardwatch.simulators.fleet import WARDS  # the ids the demo fleet publishes
+
+    assert set(cfg.wards) == {ward for ward, _name, _ports in WARDS}
+    assert cfg.alerts is not None and cfg.alerts.maintenance[0].rrule == "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2"
+    assert cfg.alerts.maintenance[0].duration == 7200
+
+
+@pytest.mark.parametrize(("yaml_text", "error"), [
+    ("timezone: Mars/Olympus", "timezone: unknown time zone 'Mars/Olympus'"),
+    ("wards: {'cẩm phô': x}", "wards: 'cẩm phô' is not a ward id"),
+    ("alerts: {maintenance: [{rrule: 'FREQ=WEEKLY;BYHOUR=25', duration: 1h}]}", "alerts.maintenance[0].rrule: "),
+    ("alerts: {maintenance: [{rrule: 'FREQ=DAILY', duration: 0}]}", "alerts.maintenance[0].duration: "),
+    ("alerts: {maintenance: [{rrule: 'FREQ=DAILY', duration: 1h, every: 2}]}", "alerts.maintenance[0].every: unknown"),
+])  # fmt: skip
+def test_collector_time_zone_wards_and_maintenance_are_checked(tmp_path: Path, yaml_text: str, error: str) -> None:
+    from wardwatch.config import ConfigError
+
+    path = tmp_path / "collector.yaml"
+    path.write_text(yaml_text + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_collector(path)
+    assert str(exc.value).startswith(error), exc.value
 
 
 def test_the_shipped_broker_config_sets_its_queue_limits() -> None:
