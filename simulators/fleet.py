@@ -217,8 +217,9 @@ def write_fleet(
 
         snmp = {"host": snmp_host, "port": port}
         auth: dict[str, object] = {"v2c-public": {"snmp": {"version": "2c", "community": COMMUNITY}}}
+        uplink = next(p.name for p in spec.port_specs() if p.role == "uplink")  # the port to the city core
         devices: list[dict[str, object]] = [{"id": DEVICE_ID, "kind": "switch", **snmp, "auth": "v2c-public",
-                                             "interval": interval}]
+                                             "interval": interval, "uplink": uplink}]
         for ap in aps:
             auth[ap.id] = {"snmp": {"version": "2c", "community": ap.id}}
             entry: dict[str, object] = {"id": ap.id, "kind": "ap", **snmp, "auth": ap.id, "interval": ap_interval}

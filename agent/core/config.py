@@ -137,6 +137,11 @@ class DeviceConfig(Strict):
     vendor: str | None = Field(None, pattern=_NAME, description="vendor tag, where known")
     profile: str | None = Field(None, pattern=_NAME, description="SNMP profile name; matched by sysObjectID if unset")
     feed: FeedRef | None = Field(None, description="the switch port feeding this device")
+    uplink: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="kind switch: the ifName of the port that is the ward's uplink to the city, e.g. Te1/0/24; "
+        "its if_traffic readings carry uplink=1 (report capacity reads the ward's headroom from it)",
+    )
     icmp: bool = Field(True, description="ping it too: rtt_ms, loss_pct, and up when SNMP fails but ICMP answers")
     camera: CameraOptions = Field(default_factory=CameraOptions, description="camera options (kind: camera)")
 
@@ -179,6 +184,15 @@ def check(cfg: AgentConfig) -> list[str]:
             fed_by = next((d for d in cfg.devices if d.id == dev.feed.switch), None)
             if fed_by is None or fed_by.kind != "switch":
                 problems.append(f"{where}.feed.switch: '{dev.feed.switch}' is not a switch in devices")
+        if dev.uplink is not None and dev.kind != "switch":
+            problems.append(f"{where}.uplink: only a switch has an uplink port, not an {dev.kind} "
+                            "(set it on the ward's switch)")
+        elif dev.uplink is not None:
+            # One agent watches one ward office: one port is its uplink to the city.
+            first = next(j for j, d in enumerate(cfg.devices) if d.uplink is not None and d.kind == "switch")
+            if first != i:
+                problems.append(f"{where}.uplink: the ward's uplink is already devices[{first}]'s port "
+                                f"'{cfg.devices[first].uplink}' (one uplink per agent)")
     return problems
 
 

@@ -293,6 +293,8 @@ async def poll_device(session: SnmpSession, state: SnmpState, *, kind: Kind = "s
         fields.update({k: round(v, 3) for k, v in rates.items()})
         if speed_is_limit(sample) and "in_bps" in rates and "out_bps" in rates:
             fields["util_pct"] = round(max(rates["in_bps"], rates["out_bps"]) / (sample.speed_mbps * 1e4), 3)
+        if fields and dev.uplink is not None and sample.name == dev.uplink:
+            fields["uplink"] = 1  # the ward's uplink (config `uplink:`): report capacity's headroom
         if fields:
             readings.append(Reading(device=dev.id, kind=kind, measurement="if_traffic", time_ms=time_ms,
                                     fields=fields, tags={**tags, "if_name": sample.name}))
