@@ -5,6 +5,8 @@ step, and a hole in its readings is unknown, not down (collector/uptime.py)."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import random
 import subprocess
@@ -14,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.util import BIN, write_yaml
+from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxV1Writer
+from wardwatch.collector.reports.common import make_period
+from wardwatch.collector.reports.formats import render
+from wardwatch.collector.reports.model import Report
+from wardwatch.collector.reports.uptime import build
 from wardwatch.collector.uptime import DeviceUptime, device_uptime, poll_intervals
 from wardwatch.simulators.lab import InfluxService
 
@@ -29,7 +36,8 @@ WARD = "hoi-an"
 
 
 def readings(device: str, *, every_s: int, phase_s: float, jitter_s: float = 0.0, skip: range = range(0),
-             down: range = range(0), seed: int = 1) -> list[bytes]:  # fmt: skip
+             down: range | set[int] = range(0), seed: int = 1, ward: str = WARD,
+             kind: str = "switch") -> list[bytes]:  # fmt: skip
     """``device_status`` lines every ``every_s`` from an hour before START_MS to an hour after
     END_MS (polling goes on around the report's period), at ``phase_s`` into each interval
     and moved by up to ``jitter_s`` either way (a poll's time varies). Poll k is the one
@@ -42,7 +50,7 @@ def readings(device: str, *, every_s: int, phase_s: float, jitter_s: float = 0.0
             continue
         t = START_MS + round((k * every_s + phase_s + rng.uniform(-jitter_s, jitter_s)) * 1000)
         up = 0 if k in down else 1
-        lines.append(f"device_status,ward={WARD},device={device},kind=switch up={up}i,rtt_ms=1.5 {t}".encode())
+        lines.append(f"device_status,ward={ward},device={device},kind={kind} up={up}i,rtt_ms=1.5 {t}".encode())
     return lines
 
 
@@ -136,12 +144,12 @@ def test_the_command_learns_the_step_and_step_overrides_it(influx: InfluxService
                 "--ward", WARD, "--format", "json", *extra]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
-        return {r["device"]: r for r in json.loads(done.stdout)}
+        return {r["device"]: r for r in json.loads(done.stdout)["devices"]}
 
     learned = report()
-    assert learned["sw-slow"] | {"uptime_pct": None} == {
+    assert {k: learned["sw-slow"][k] for k in ("ward", "device", "up_s", "down_s", "unknown_s", "step_s")} == {
         "ward": WARD, "device": "sw-slow", "up_s": HOURS * 3600 - 1200, "down_s": 0, "unknown_s": 1200,
-        "uptime_pct": None, "step_s": 300,
+        "step_s": 300,
     }  # fmt: skip
     assert learned["sw-slow"]["uptime_pct"] == 100.0
     assert (learned["sw-fast"]["unknown_s"], learned["sw-fast"]["step_s"], learned["sw-fast"]["uptime_pct"]) == (
@@ -154,4 +162,100 @@ def test_the_command_learns_the_step_and_step_overrides_it(influx: InfluxService
 
     table = subprocess.run([str(BIN / "wardwatch-collector"), "report", "uptime", "--help"], capture_output=True,
                            text=True, timeout=60, check=True).stdout  # fmt: skip
-    assert "poll interval" in table
+    assert "poll interval" in " ".join(table.split())  # argparse wraps the help
+
+
+# The known data set of the grown-up report: 2026-11-02 07:00-13:00 local (a Monday), every
+# 5-minute device's poll k lands 42 s (give or take 1 s) into step k.
+MAINTENANCE = [
+    # Mondays 09:00-09:30 local = steps 24..29 of the 5-minute devices: ward-a's switches only.
+    {"wards": ["ward-a"], "devices": "sw-*", "rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9", "duration": "30m"},
+    # mutes camera alerts only: not taken out of uptime
+    {"wards": ["ward-b"], "rules": ["camera_not_ok"], "rrule": "FREQ=DAILY;BYHOUR=8", "duration": "4h"},
+]
+
+
+def known_fleet() -> list[bytes]:
+    return (
+        # two outages (15 and 20 min), an outage of 15 min inside the window, 20 min unknown
+        readings("sw-1", every_s=300, phase_s=42, jitter_s=1, ward="ward-a",
+                 down={10, 11, 12, 50, 51, 52, 53, 25, 26, 27}, skip=range(60, 64))
+        + readings("sw-2", every_s=300, phase_s=42, jitter_s=1, ward="ward-a", seed=2)
+        # a camera polled every minute, down for 5 minutes inside the window that is not its own
+        + readings("cam-1", every_s=60, phase_s=20, jitter_s=1, ward="ward-a", kind="camera", down=range(125, 130))
+        # down 10 min, a missed poll (unknown), down 5 min more: one outage of 15 min
+        + readings("sw-3", every_s=300, phase_s=42, jitter_s=1, ward="ward-b", down={30, 31, 33}, skip=range(32, 33))
+    )
+
+
+def _build(influx: InfluxService, database: str, lines: list[bytes]) -> Report:
+    cfg = CollectorConfig.model_validate({
+        "influx": {"url": influx.url, "database": database}, "wards": {"ward-a": "Cẩm Phô", "ward-b": "Tân Hiệp"},
+        "alerts": {"maintenance": MAINTENANCE},
+    })  # fmt: skip
+    period = make_period("2026-11-02T07:00", "2026-11-02T13:00", cfg.tz)
+
+    async def go() -> Report:
+        async with InfluxV1Writer(url=influx.url, database=database) as client:
+            await client.write(lines)
+            return await build(client, period=period, wards=[], cfg=cfg, options={"step": None})
+
+    return asyncio.run(go())
+
+
+def test_outages_unknown_and_maintenance_per_device_and_rolled_up(influx: InfluxService, database: str) -> None:
+    report = _build(influx, database, known_fleet())
+    devices = {d["device"]: d for d in report.data["devices"]}
+    pick = ("uptime_pct", "down_min", "outages", "longest_outage_min", "mttr_min", "unknown_min",
+            "maintenance_min", "step_s", "kind")  # fmt: skip
+    got = {name: tuple(d[k] for k in pick) for name, d in devices.items()}
+    assert got == {
+        # up 55 steps (275 min) of 72; down 7 (35 min); 20 unknown; 30 maintenance (its 15-min outage too)
+        "sw-1": (round(100 * 275 / 310, 3), 35.0, 2, 20.0, 17.5, 20.0, 30.0, 300, "switch"),
+        "sw-2": (100.0, 0.0, 0, 0.0, None, 0.0, 30.0, 300, "switch"),
+        "cam-1": (round(100 * 355 / 360, 3), 5.0, 1, 5.0, 5.0, 0.0, 0.0, 60, "camera"),
+        "sw-3": (round(100 * 340 / 355, 3), 15.0, 1, 15.0, 15.0, 5.0, 0.0, 300, "switch"),
+    }, got
+    assert [d["device"] for d in report.data["devices"]] == ["sw-1", "sw-2", "cam-1", "sw-3"]  # ward, kind
+
+    rollup = {(r["ward"], r["kind"]): r for r in report.data["rollup"]}
+    pick = ("devices", "uptime_pct", "down_min", "outages", "unknown_min", "maintenance_min")
+    assert {k: tuple(r[c] for c in pick) for k, r in rollup.items()} == {
+        ("ward-a", "switch"): (2, round(100 * 605 / 640, 3), 35.0, 2, 20.0, 60.0),  # sum(up) / sum(up + down)
+        ("ward-a", "camera"): (1, round(100 * 355 / 360, 3), 5.0, 1, 0.0, 0.0),
+        ("ward-b", "switch"): (1, round(100 * 340 / 355, 3), 15.0, 1, 5.0, 0.0),
+    }
+    (window,) = report.data["maintenance"]  # the camera-only window of ward-b took nothing
+    assert (window["from"], window["to"], window["applied_to"], window["maintenance_min"]) == (
+        "2026-11-02T09:00:00+07:00", "2026-11-02T09:30:00+07:00", 2, 60.0)
+    assert report.wards == {"ward-a": "Cẩm Phô", "ward-b": "Tân Hiệp"}
+    assert set(report.data) == {"period", "devices", "rollup", "maintenance"}
+
+
+def test_uptime_csv_and_json_carry_the_same_numbers(influx: InfluxService, database: str) -> None:
+    report = _build(influx, database, known_fleet())
+    doc = json.loads(render(report, "json"))
+    blocks = csv_blocks(render(report, "csv"))
+    for section in report.sections:
+        header, *rows = blocks[section.key]
+        assert len(rows) == len(doc[section.key])
+        for cells, entry in zip(rows, doc[section.key], strict=True):
+            for key, cell in zip(header, cells, strict=True):
+                if key == "ward_name":
+                    assert cell == report.wards[entry["ward"]]
+                else:
+                    assert cell == ("" if entry[key] is None else str(entry[key])), (section.key, key)
+
+
+def csv_blocks(body: bytes) -> dict[str, list[list[str]]]:
+    """The CSV's titled blocks (``# key: title``, header, rows), by section key."""
+    text = body.decode("utf-8")
+    assert text.startswith("\ufeff")
+    out: dict[str, list[list[str]]] = {}
+    current: list[list[str]] = []
+    for row in csv.reader(io.StringIO(text[1:])):
+        if row and row[0].startswith("# "):
+            current = out.setdefault(row[0][2:].split(":")[0], [])
+        elif row:
+            current.append(row)
+    return out
