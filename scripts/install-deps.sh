@@ -15,6 +15,13 @@ command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
 command -v snmpget >/dev/null 2>&1 || need_pkgs+=(snmp)
 # The WS-Discovery tests make their own network namespaces with `ip netns`.
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# The HTML report's browser test (tests/test_report_html.py) drives Debian's chromium
+# through Playwright for Python (never `playwright install`: it downloads its own browser).
+# Vietnamese diacritics need real fonts: with none the page is blank, and DejaVu alone
+# puts the marks of monospace text beside their letters; Noto renders them right.
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+[ -d /usr/share/fonts/truetype/noto ] || need_pkgs+=(fonts-noto-core)
+[ -d /usr/share/fonts/truetype/dejavu ] || need_pkgs+=(fonts-dejavu-core)
 # `make bench` also wants Prometheus' snmp_exporter as a baseline (bench/snmp_poll.py).
 if [ "${WITH_BENCH:-0}" = 1 ]; then
     command -v prometheus-snmp-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-snmp-exporter)
@@ -39,6 +46,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
+/usr/bin/chromium --version >/dev/null 2>&1 \
+    || { echo "install-deps: /usr/bin/chromium does not run (the HTML report test needs it)" >&2; exit 1; }
 # The `influx` CLI is only for looking at the data by hand (docs/demo.md); nothing
 # depends on it, so a release without the package gets a warning, not a failure.
 if ! command -v influx >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
@@ -61,7 +70,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     { "$VENV/bin/python" -m pip install --disable-pip-version-check -U pip setuptools wheel \
         && "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[test]'; } > "$log" 2>&1 \
         || { tail -30 "$log" >&2; echo "install-deps: pip failed, see $log" >&2; exit 1; }
-    "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim, xdist' \
+    "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim, xdist, playwright' \
         || { echo "install-deps: the venv is incomplete" >&2; exit 1; }
     touch "$stamp"
 fi
