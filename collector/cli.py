@@ -1,29 +1,47 @@
 """``wardwatch-collector``: the collector's command line.
 
     wardwatch-collector run -c FILE [--log-level LEVEL]
-    wardwatch-collector report uptime -c FILE --from TIME --to TIME [--ward W] [--step S] [--format table|csv|json]
+    wardwatch-collector report uptime|coverage|capacity -c FILE --from TIME --to TIME [--ward W ...]
+        [--format table|csv|json|html] [--tz ZONE] [--out FILE [--out-dir DIR]]
+        [--step S] [--clients-threshold N] [--util-threshold PCT] [--what-if cameras=N,bitrate=KBPS]
 
-Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when it could not start,
-2 when the config (or the command line) is invalid.
+Exit status: 0 after a clean stop (SIGINT/SIGTERM) or a report written, 1 when it could not
+start (or InfluxDB could not answer a report), 2 when the config (or the command line) is invalid.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
+import os
 import sys
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any, Final
 
 from wardwatch.collector import app, report
-from wardwatch.collector.config import default_client_id, load_config
+from wardwatch.collector.config import CollectorConfig, default_client_id, load_config
 from wardwatch.collector.influx import InfluxError
+from wardwatch.collector.reports import formats
+from wardwatch.collector.reports.common import make_period, open_influx, ward_clause, zone
+from wardwatch.collector.reports.model import Period, Report
 from wardwatch.config import ConfigError
 
 PROG = "wardwatch-collector"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"
+REPORT_KINDS: Final = ("uptime", "coverage", "capacity")
+# Each report's options (the names its builder reads) and their defaults.
+REPORT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
+    "uptime": {"step": None},
+    "coverage": {},
+    "capacity": {"clients_threshold": 30, "util_threshold": 80.0, "what_if": None},
+}
+SECTION_FIELD: Final = "{section}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,21 +60,43 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the collector until SIGINT/SIGTERM")
     run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")
-    rep = sub.add_parser("report", parents=[common], help="reports from InfluxDB")
-    rep.add_argument("kind", choices=("uptime",), help="uptime: up, down and unknown time per device")
+    rep = sub.add_parser(
+        "report",
+        parents=[common],
+        help="reports from InfluxDB (docs/reports.md)",
+        description="A report over a period, from InfluxDB: to stdout, or to --out FILE (docs/reports.md).",
+    )
+    rep.add_argument("kind", choices=REPORT_KINDS, help="uptime: per device and ward x kind; coverage: Wi-Fi "
+                     "and cameras per ward; capacity: Wi-Fi clients, camera uplinks, PoE budgets")  # fmt: skip
     rep.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")
-    rep.add_argument("--from", dest="start", required=True, metavar="TIME", help="ISO 8601; UTC if no offset")
-    rep.add_argument("--to", dest="end", required=True, metavar="TIME", help="ISO 8601; UTC if no offset")
-    rep.add_argument("--ward", help="only this ward")
+    rep.add_argument("--from", dest="start", required=True, metavar="TIME",
+                     help="ISO 8601, e.g. 2026-11-01T00:00+07:00; local in --tz if no offset")  # fmt: skip
+    rep.add_argument("--to", dest="end", required=True, metavar="TIME", help="ISO 8601; local in --tz if no offset")
+    rep.add_argument("--ward", action="append", default=[], metavar="WARD",
+                     help="only this ward (repeat for several); all wards when absent")  # fmt: skip
+    rep.add_argument("--format", choices=formats.FORMATS, default="table",
+                     help="table (terminal), csv (UTF-8 with BOM), json, html (one self-contained page)")  # fmt: skip
+    rep.add_argument("--tz", metavar="ZONE", help="IANA time zone of local hours (default: the config's timezone, "
+                     "Asia/Ho_Chi_Minh)")  # fmt: skip
+    rep.add_argument("--out", metavar="FILE", help="write to this file inside --out-dir instead of stdout; with "
+                     "--format csv, a name with {section} writes one file per section")  # fmt: skip
+    rep.add_argument("--out-dir", type=Path, default=Path("."), metavar="DIR",
+                     help="the folder --out writes in (default: the current one); --out cannot leave it")  # fmt: skip
     rep.add_argument(
         "--step",
         type=int,
         default=None,
         metavar="SECONDS",
-        help="cut every device's period into steps of this many seconds (default: each device's own poll "
+        help="uptime: cut every device's period into steps of this many seconds (default: each device's own poll "
         "interval, the median spacing of its readings in the period; 60 for a device with one reading)",
     )
-    rep.add_argument("--format", choices=report.FORMATS, default="table")
+    rep.add_argument("--clients-threshold", type=int, default=None, metavar="N",
+                     help="capacity: Wi-Fi clients per radio above which an hour is over (default 30)")  # fmt: skip
+    rep.add_argument("--util-threshold", type=float, default=None, metavar="PCT",
+                     help="capacity: radio utilisation %% above which an hour counts as over (default 80)")  # fmt: skip
+    rep.add_argument("--what-if", default=None, metavar="SPEC",
+                     help="capacity: e.g. cameras=4,bitrate=4096 with --ward X: can X take 4 more cameras at "
+                     "4096 kbps? yes or no, and the binding constraint")  # fmt: skip
     return parser
 
 
@@ -88,19 +128,118 @@ def _run(config_path: Path) -> int:
 def _report(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
-        start_ms, end_ms = report.parse_time(args.start), report.parse_time(args.end)
-        if end_ms <= start_ms or (args.step is not None and args.step < 1):
-            raise ValueError("--to must be after --from, and --step at least 1")
+        tz = zone(args.tz or getattr(cfg, "timezone", DEFAULT_TZ))
+        period = make_period(args.start, args.end, tz)
+        ward_clause(args.ward)  # checks the ids: a bad one is a bad argument, before any query
+        options = _report_options(args)
+        target = output_path(args.out_dir, args.out) if args.out else None
+        if target is not None and SECTION_FIELD in target.name and args.format != "csv":
+            raise ValueError(f"--out {args.out}: {SECTION_FIELD} (one file per section) is for --format csv only")
+        build = _builder(args.kind)
     except (ConfigError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
-        rows = asyncio.run(report.uptime(cfg, start_ms=start_ms, end_ms=end_ms, step_s=args.step, ward=args.ward))
-    except (InfluxError, ValueError) as exc:
+        result = asyncio.run(_build_report(build, cfg, period=period, wards=args.ward, options=options))
+    except InfluxError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(report.render(rows, args.format))
+    except ValueError as exc:  # what the builder found wrong with the arguments (e.g. --what-if)
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    if build is report.build and args.format == "json":  # the shim keeps the old JSON list: see report.py
+        files = {"": report.legacy_json(result)}
+    elif target is not None and SECTION_FIELD in target.name:
+        files = formats.csv_sections(result)
+    else:
+        files = {"": formats.render(result, args.format)}
+    if target is None:
+        sys.stdout.buffer.write(files[""])
+        sys.stdout.flush()
+        return 0
+    try:
+        for key, body in files.items():
+            write_file(output_path(args.out_dir, args.out.replace(SECTION_FIELD, key)), body)
+    except (OSError, ValueError) as exc:
+        print(f"{PROG}: error: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+Builder = Callable[..., Awaitable[Report]]
+
+
+def _builder(kind: str) -> Builder:
+    """``wardwatch.collector.reports.<kind>.build``. Until the new uptime builder exists, the
+    old report (collector/report.py) stands in for it."""
+    name = f"wardwatch.collector.reports.{kind}"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        if kind == "uptime":
+            return report.build
+        raise ValueError(f"report {kind} is not built yet") from None
+    build: Builder = module.build
+    return build
+
+
+async def _build_report(build: Builder, cfg: CollectorConfig, *, period: Period, wards: list[str],
+                        options: dict[str, Any]) -> Report:  # fmt: skip
+    async with open_influx(cfg) as influx:
+        return await build(influx, period=period, wards=wards, cfg=cfg, options=options)
+
+
+def _report_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``args.kind`` (docs/reports.md); another report's option is an error."""
+    given = {
+        "step": args.step,
+        "clients_threshold": args.clients_threshold,
+        "util_threshold": args.util_threshold,
+        "what_if": args.what_if,
+    }
+    own = REPORT_OPTIONS[args.kind]
+    for key, value in given.items():
+        if value is not None and key not in own:
+            raise ValueError(f"--{key.replace('_', '-')} is not an option of report {args.kind}")
+    if args.step is not None and args.step < 1:
+        raise ValueError("--step must be at least 1")
+    if args.clients_threshold is not None and args.clients_threshold < 1:
+        raise ValueError("--clients-threshold must be at least 1")
+    if args.util_threshold is not None and not 0 < args.util_threshold <= 100:
+        raise ValueError("--util-threshold must be a percentage above 0 and at most 100")
+    return {key: default if given[key] is None else given[key] for key, default in own.items()}
+
+
+def output_path(out_dir: Path, name: str) -> Path:
+    """Where ``--out NAME`` writes: inside ``out_dir``, whatever NAME says. Refused: a NAME
+    with a ``..`` part, an absolute NAME outside ``out_dir``, and a NAME that reaches outside
+    through a symlink (a linked folder or an existing link as the file itself)."""
+    if not name or name.endswith(("/", "\\")):
+        raise ValueError(f"--out {name!r} is not a file name")
+    candidate = Path(name)
+    if ".." in candidate.parts:
+        raise ValueError(f"--out {name}: '..' may not appear in the file name")
+    root = out_dir.resolve()
+    if not root.is_dir():
+        raise ValueError(f"--out-dir {out_dir} is not a folder")
+    full = candidate if candidate.is_absolute() else root / candidate
+    resolved = full.resolve()  # follows every symlink on the way, including the file's own
+    if not resolved.is_relative_to(root) or resolved == root:
+        raise ValueError(f"--out {name} is outside the output folder {root} (--out-dir)")
+    return resolved
+
+
+def write_file(path: Path, body: bytes) -> None:
+    """Write ``body`` whole or not at all: a temporary file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(body)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""``wardwatch-collector report uptime``: device uptime over a period, from InfluxDB.
+"""A stand-in for ``report uptime`` until collector/reports/uptime.py exists: the old
+per-device report (collector/uptime.py) as a :class:`Report`, so that it goes through the
+same formats (table, csv, json, html) as the other reports. Remove it when the new
+builder lands; collector/cli.py uses it only while ``wardwatch.collector.reports.uptime``
+cannot be imported.
 
 Unknown time (no reading: the agent was offline or stale) is kept apart from downtime
 and excluded from the uptime percentage. Each device's period is cut into steps of its
@@ -8,65 +12,46 @@ collector/uptime.py and docs/reliability.md.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from datetime import UTC, datetime
+from typing import Any
 
 from wardwatch.collector.config import CollectorConfig
-from wardwatch.collector.influx import InfluxV1Writer
-from wardwatch.collector.uptime import DeviceUptime, device_uptime
+from wardwatch.collector.reports.common import Queryable, ward_clause
+from wardwatch.collector.reports.model import Column, Period, Report, Section
+from wardwatch.collector.uptime import device_uptime
 
-FORMATS = ("table", "csv", "json")
-COLUMNS = ("ward", "device", "uptime_pct", "up_s", "down_s", "unknown_s", "step_s")
-
-
-def parse_time(text: str) -> int:
-    """An ISO 8601 time (``2026-11-27T08:00:00+07:00``; UTC if no offset) as epoch ms."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-27T08:00:00+07:00") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+COLUMNS = (
+    Column("ward", "Ward"),
+    Column("device", "Device"),
+    Column("uptime_pct", "Uptime", "%"),
+    Column("up_s", "Up", "s"),
+    Column("down_s", "Down", "s"),
+    Column("unknown_s", "Unknown", "s"),
+    Column("step_s", "Step", "s"),
+)
 
 
-async def uptime(
-    cfg: CollectorConfig, *, start_ms: int, end_ms: int, step_s: int | None, ward: str | None
-) -> list[DeviceUptime]:
-    """``step_s`` None: each device in steps of its own poll interval (collector/uptime.py)."""
-    icfg = cfg.influx
-    password = icfg.password.get_secret_value() if icfg.password else None
-    async with InfluxV1Writer(
-        url=icfg.url, database=icfg.database, rp=icfg.rp, username=icfg.username, password=password,
-        timeout=icfg.timeout,
-    ) as influx:  # fmt: skip
-        return await device_uptime(influx, start_ms=start_ms, end_ms=end_ms, step_s=step_s, ward=ward)
+async def build(influx: Queryable, *, period: Period, wards: list[str], cfg: CollectorConfig,
+                options: dict[str, Any]) -> Report:  # fmt: skip
+    ward_clause(wards)  # checks the ids
+    rows = []
+    each: list[str | None] = [*wards] or [None]
+    for ward in each:
+        rows += await device_uptime(
+            influx, start_ms=period.start_ms, end_ms=period.end_ms, step_s=options.get("step"), ward=ward
+        )
+    devices = [r.as_json() for r in rows]
+    section = Section(
+        key="devices",
+        title="Devices",
+        columns=list(COLUMNS),
+        rows=devices,
+        notes=["uptime = up / (up + down); unknown time (no reading: agent offline or stale) is excluded"],
+    )
+    return Report(kind="uptime", title="Uptime", period=period, sections=[section], data={"devices": devices},
+                  wards=dict(getattr(cfg, "wards", {})))  # fmt: skip
 
 
-def render(rows: list[DeviceUptime], fmt: str) -> str:
-    records = [r.as_json() for r in rows]
-    if fmt == "json":
-        return json.dumps(records, indent=2) + "\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        return out.getvalue()
-    cells = [[_cell(r[c]) for c in COLUMNS] for r in records]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    if not cells:
-        lines.append("(no device_status readings in this period)")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}" if value != int(value) else str(int(value))
-    return str(value)
+def legacy_json(report: Report) -> bytes:
+    """The old ``--format json``: a list of device entries (tests/test_report_uptime.py)."""
+    return (json.dumps(report.data["devices"], indent=2) + "\n").encode()
