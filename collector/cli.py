@@ -22,7 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
-from wardwatch.collector import app, report
+from wardwatch.collector import app
 from wardwatch.collector.config import CollectorConfig, default_client_id, load_config
 from wardwatch.collector.influx import InfluxError
 from wardwatch.collector.reports import formats
@@ -147,9 +147,7 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError as exc:  # what the builder found wrong with the arguments (e.g. --what-if)
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    if build is report.build and args.format == "json":  # the shim keeps the old JSON list: see report.py
-        files = {"": report.legacy_json(result)}
-    elif target is not None and SECTION_FIELD in target.name:
+    if target is not None and SECTION_FIELD in target.name:
         files = formats.csv_sections(result)
     else:
         files = {"": formats.render(result, args.format)}
@@ -170,17 +168,8 @@ Builder = Callable[..., Awaitable[Report]]
 
 
 def _builder(kind: str) -> Builder:
-    """``wardwatch.collector.reports.<kind>.build``. Until the new uptime builder exists, the
-    old report (collector/report.py) stands in for it."""
-    name = f"wardwatch.collector.reports.{kind}"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        if kind == "uptime":
-            return report.build
-        raise ValueError(f"report {kind} is not built yet") from None
+    """``wardwatch.collector.reports.<kind>.build`` (common.py gives its signature)."""
+    module = importlib.import_module(f"wardwatch.collector.reports.{kind}")
     build: Builder = module.build
     return build
 

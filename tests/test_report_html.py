@@ -3,8 +3,10 @@ Playwright for Python; never `playwright install`) and shows what it should: its
 drawn with a size, the Vietnamese ward names as text, and not one request beyond the file
 itself. A missing chromium fails these tests (scripts/install-deps.sh installs it).
 
-The report is built by hand with known numbers, so that what the page says can be checked.
-Set WARDWATCH_SCREENSHOT=PATH to keep the screenshot (docs/report-capacity.png is one).
+One report is built by hand with known numbers, so that what the page says can be checked;
+another is the capacity builder's, on the data set of tests/test_report_capacity.py in a real
+InfluxDB. Set WARDWATCH_SCREENSHOT=PATH (WARDWATCH_SCREENSHOT_INFLUX=PATH) to keep their
+screenshots (docs/report-capacity.png is the first).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
 
+from tests.test_report_capacity import report as capacity_from_influx
 from wardwatch.collector.reports.formats import render
 from wardwatch.collector.reports.model import Chart, Column, Period, Report, Section
+from wardwatch.simulators.lab import InfluxService
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -243,3 +248,30 @@ def test_the_table_aligns_names_with_diacritics() -> None:
         ["Thanh Hà", "3", "6144", "100", "12", "88"],
     ]
     assert len({len(r) for r in rows}) == 1  # aligned: the same width, diacritics counted once
+
+
+@pytest.mark.services
+def test_a_capacity_report_from_influxdb_opens_with_its_charts(browser: Browser, influx: InfluxService,
+                                                              database: str, tmp_path: Path) -> None:  # fmt: skip
+    """The real builder on the hand-computed data set of tests/test_report_capacity.py."""
+    # In a thread of its own: sync Playwright keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        report = pool.submit(capacity_from_influx, influx, database).result(timeout=120)
+    path = tmp_path / "capacity-influx.html"
+    path.write_bytes(render(report, "html"))
+    page, foreign = open_page(browser, path)
+    text = page.inner_text("body")
+    assert "Cẩm Phô" in text and "Minh An" in text
+    assert "Asia/Ho_Chi_Minh (UTC+07:00)" in page.inner_text("header")
+    charts = page.locator("svg.chart")
+    assert charts.count() == sum(len(s.charts) for s in report.sections) > 0
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 20, (i, box)  # one bar: 34 px
+    assert page.locator("svg.chart-heatmap").count() >= 1
+    # Every row of every section is in its table.
+    assert page.locator("tbody tr").count() == sum(len(s.rows) for s in report.sections)
+    page.screenshot(path=str(os.environ.get("WARDWATCH_SCREENSHOT_INFLUX") or tmp_path / "capacity-influx.png"),
+                    full_page=True)  # fmt: skip
+    page.close()
+    assert foreign == set(), foreign

@@ -49,6 +49,7 @@ table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 6px 0; 
 th, td { border-bottom: 1px solid var(--rule); padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #eef1f6; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.nowrap { white-space: nowrap; } th { hyphens: none; }
 tbody tr:nth-child(even) td { background: #f8f9fb; }
 ul.notes { color: var(--muted); font-size: 12.5px; margin: 6px 0 0; padding-left: 18px; }
 p.empty { color: var(--muted); font-style: italic; }
@@ -134,10 +135,11 @@ def _section(report: Report, section: Section) -> str:
             cells = []
             for c, n in zip(section.columns, numeric, strict=True):
                 value = row.get(c.key)
-                attrs = ' class="num"' if n else ""
+                text = display(report, c, value)
+                attrs = ' class="num"' if n else ' class="nowrap"' if len(text) <= 24 else ""
                 if c.key == "ward" and isinstance(value, str) and value in report.wards:
                     attrs += f' title="{e(value)}"'
-                cells.append(f"<td{attrs}>{e(display(report, c, value))}</td>")
+                cells.append(f"<td{attrs}>{e(text)}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
     else:
@@ -262,11 +264,14 @@ def _heatmap(chart: Chart, labels: list[str]) -> str:
         raw = chart.values[r] if r < len(chart.values) else []
         cells = _flat(raw) if isinstance(raw, list) else []
         rows.append((cells + [None] * 24)[:24])
-    days = labels if len(labels) == 7 else list(DAYS)
+    # Our bilingual day names unless the builder named the days otherwise (not Mon..Sun).
+    english = [d.split()[1] for d in DAYS]
+    days = labels if len(labels) == 7 and [x[:3].title() for x in labels] != english else list(DAYS)
     cell_w, cell_h, left, top = 26, 22, 70, 20
     width, height = left + 24 * cell_w + 8, top + 7 * cell_h + 40
     known = [v for row in rows for v in row if v is not None]
-    vmin, vmax = (min(known), max(known)) if known else (0.0, 1.0)
+    # From 0 (or below): a week at one level is dark, not the palest colour of an empty scale.
+    vmin, vmax = (min(0.0, *known), max(known)) if known else (0.0, 1.0)
     span = (vmax - vmin) or 1.0
     out = [_open(width, height, chart.title, "heatmap")]
     for hour in range(0, 24, 3):
