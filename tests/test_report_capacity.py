@@ -32,6 +32,7 @@ uplink marked, no PoE: the what-if cannot answer.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +41,7 @@ import pytest
 
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxV1Writer
-from wardwatch.collector.reports import capacity
+from wardwatch.collector.reports import capacity, formats
 from wardwatch.collector.reports.model import Period, Report
 from wardwatch.simulators.lab import InfluxService
 
@@ -160,6 +161,11 @@ def test_every_number_equals_the_hand_computed_one(influx: InfluxService, databa
     (bars,) = sections["cameras"].charts
     assert bars.labels == ["Cẩm Phô", "Minh An"] and bars.values == [670.0, None]
     assert rep.wards == {"cam-pho": "Cẩm Phô", "minh-an": "Minh An"}
+    # Every format renders it; the JSON is the data, the CSV carries the same numbers.
+    assert json.loads(formats.render(rep, "json")) == data
+    csv_text = formats.render(rep, "csv").decode()
+    assert "cam-pho,Cẩm Phô,3,6144,0.61,1000,330.0,670.0\r\n" in csv_text, csv_text
+    assert "Cẩm Phô" in formats.render(rep, "table").decode() and "<svg" in formats.render(rep, "html").decode()
 
     # A lower threshold: more hours over, more APs. 2.4 GHz is over 20 from hour 11 (21 clients).
     low = report(influx, database, write=False, clients_threshold=20, wards=["cam-pho"])
