@@ -185,7 +185,8 @@ def test_config_defaults_and_relative_dead_letter_path(tmp_path: Path) -> None:
         ({"http": {"host": "0.0.0.0"}}, "http: token is required"),
         ({"http": {"token": "short"}}, "http.token: must be at least 16 characters"),
         ({"mqtt": {"share_group": "a/b"}}, "mqtt.share_group:"),
-        ({"alerts": {}}, "alerts: unknown key"),
+        ({"alerts": {"rulez": []}}, "alerts.rulez: unknown key"),
+        ({"alarms": {}}, "alarms: unknown key"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, doc: dict[str, Any], message: str) -> None:
