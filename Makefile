@@ -30,6 +30,7 @@ bench:
 	$(PY) bench/snmp_poll.py
 	$(PY) bench/collector_ingest.py --points 60000 --runs 3
 	$(PY) bench/camera_poll.py --cameras 200 --interval 60 --duration 150 --runs 3
+	$(PY) bench/report_capacity.py --days 30 --runs 3
 
 clean:
 	rm -rf run .pytest_cache
