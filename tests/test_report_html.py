@@ -6,7 +6,7 @@ itself. A missing chromium fails these tests (scripts/install-deps.sh installs i
 One report is built by hand with known numbers, so that what the page says can be checked;
 another is the capacity builder's, on the data set of tests/test_report_capacity.py in a real
 InfluxDB. Set WARDWATCH_SCREENSHOT=PATH (WARDWATCH_SCREENSHOT_INFLUX=PATH) to keep their
-screenshots (docs/report-capacity.png is the first).
+screenshots (docs/report-example.png and docs/report-capacity.png).
 """
 
 from __future__ import annotations

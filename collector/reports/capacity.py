@@ -390,7 +390,7 @@ async def build(influx: Queryable, *, period: Period, wards: list[str], cfg: Col
         data["what_if"] = answer
     sections = _sections(data, names, step_s=step_s, clients_threshold=clients_threshold,
                          util_threshold=util_threshold)
-    return Report(kind="capacity", title="Capacity: Wi-Fi, cameras against the uplink, PoE", period=period,
+    return Report(kind="capacity", title="Dung lượng / Capacity: Wi-Fi, cameras against the uplink, PoE", period=period,
                   sections=sections, data=data, wards={w: names.get(w, w) for w in _all_wards(data)},
                   notes=[f"p{PCT} is the nearest-rank percentile of the per-step maxima ({step_s // 60} min steps); "
                          f"hours are local ({period.tz.key})"])
@@ -411,12 +411,18 @@ def _sections(data: dict[str, Any], names: dict[str, str], *, step_s: int, clien
         EXTRA_APS_RULE,
     ]
     sections = [
-        Section(key="wifi", title="Wi-Fi per AP", columns=[
-            Column("ward", "Ward"), Column("ap", "AP"), Column("device", "SNMP device"), Column("radios", "Radios"),
-            Column("peak_clients", "Peak clients"), Column("p95_clients", f"p{PCT} clients"),
-            Column("peak_util_pct", "Peak utilisation", "%"), Column("hours_over", "Hours over", "h"),
-            Column("hours_over_clients", "Hours over (clients)", "h"),
-            Column("hours_over_util", "Hours over (utilisation)", "h"), Column("extra_aps", "Extra APs"),
+        Section(key="wifi", title="Wi-Fi theo AP / Wi-Fi per AP", columns=[
+            Column("ward", "Phường, xã / Ward"),
+            Column("ap", "AP"),
+            Column("device", "Thiết bị SNMP / SNMP device"),
+            Column("radios", "Radio / Radios"),
+            Column("peak_clients", "Người dùng cao nhất / Peak clients"),
+            Column("p95_clients", f"Người dùng p{PCT} / p{PCT} clients"),
+            Column("peak_util_pct", "Tải kênh cao nhất / Peak utilisation", "%"),
+            Column("hours_over", "Giờ quá tải / Hours over", "h"),
+            Column("hours_over_clients", "Giờ quá tải (người dùng) / Hours over (clients)", "h"),
+            Column("hours_over_util", "Giờ quá tải (tải kênh) / Hours over (utilisation)", "h"),
+            Column("extra_aps", "AP cần thêm / Extra APs"),
         ], rows=data["wifi"], notes=wifi_notes),
     ]
     ward_rows = [{k: v for k, v in w.items() if k != "hour_of_week"} for w in data["wifi_wards"]]
@@ -427,21 +433,27 @@ def _sections(data: dict[str, Any], names: dict[str, str], *, step_s: int, clien
         charts.append(Chart(kind="heatmap", title=f"Clients by hour of week: {name} (the busiest ward by p{PCT}); "
                             f"mean of the {minutes}-min maxima",
                             labels=list(WEEKDAYS), values=busiest["hour_of_week"], unit="clients"))
-    sections.append(Section(key="wifi_wards", title="Wi-Fi per ward", columns=[
-        Column("ward", "Ward"), Column("aps", "APs"), Column("radios", "Radios"),
-        Column("peak_clients", "Peak clients"),
-        Column("p95_clients", f"p{PCT} clients"), Column("hours_over", "Hours over", "h"),
-        Column("extra_aps", "Extra APs"),
+    sections.append(Section(key="wifi_wards", title="Wi-Fi theo phường / Wi-Fi per ward", columns=[
+        Column("ward", "Phường, xã / Ward"), Column("aps", "Số AP / APs"), Column("radios", "Radio / Radios"),
+        Column("peak_clients", "Người dùng cao nhất / Peak clients"),
+        Column("p95_clients", f"Người dùng p{PCT} / p{PCT} clients"),
+        Column("hours_over", "Giờ quá tải / Hours over", "h"),
+        Column("extra_aps", "AP cần thêm / Extra APs"),
     ], rows=ward_rows, charts=charts, notes=[
         "a ward's clients at a step = the sum over its APs; hours over = steps in which any of its radios was over",
         "the hour-of-week profile (JSON: hour_of_week, 7 rows Monday first x 24 local hours) is the mean of the "
         "ward's per-step clients in each hour of the week",
     ]))
     cams = data["cameras"]
-    sections.append(Section(key="cameras", title="Cameras against the ward uplink", columns=[
-        Column("ward", "Ward"), Column("cameras", "Cameras"), Column("bitrate_kbps_sum", "Camera bitrates", "kbit/s"),
-        Column("camera_share_pct", "Cameras / uplink", "%"), Column("uplink_mbps", "Uplink", "Mbit/s"),
-        Column("uplink_p95_mbps", f"Uplink p{PCT} use", "Mbit/s"), Column("headroom_mbps", "Headroom", "Mbit/s"),
+    sections.append(Section(key="cameras", title="Camera so với đường lên của phường / Cameras against the ward uplink",
+                            columns=[
+        Column("ward", "Phường, xã / Ward"),
+        Column("cameras", "Camera / Cameras"),
+        Column("bitrate_kbps_sum", "Tổng bitrate camera / Camera bitrates", "kbit/s"),
+        Column("camera_share_pct", "Camera trên đường lên / Cameras / uplink", "%"),
+        Column("uplink_mbps", "Đường lên / Uplink", "Mbit/s"),
+        Column("uplink_p95_mbps", f"Sử dụng p{PCT} đường lên / Uplink p{PCT} use", "Mbit/s"),
+        Column("headroom_mbps", "Dư địa / Headroom", "Mbit/s"),
     ], rows=cams, charts=[Chart(kind="bars", title="Uplink headroom per ward", unit="Mbit/s",
                                labels=[names.get(c["ward"], c["ward"]) for c in cams],
                                values=[c["headroom_mbps"] for c in cams])] if cams else [], notes=[
@@ -453,11 +465,13 @@ def _sections(data: dict[str, Any], names: dict[str, str], *, step_s: int, clien
         "what is left for new traffic",
     ]))
     poe = data["poe"]
-    sections.append(Section(key="poe", title="PoE per switch", columns=[
-        Column("ward", "Ward"), Column("switch", "Switch"), Column("budget_w", "Budget", "W"),
-        Column("draw_w", "Peak draw", "W"), Column("headroom_w", "Headroom", "W"),
-        Column("poe_ports", "PoE ports"), Column("ports_delivering", "Delivering"),
-        Column("free_poe_ports", "Free PoE ports"),
+    sections.append(Section(key="poe", title="PoE theo switch / PoE per switch", columns=[
+        Column("ward", "Phường, xã / Ward"),
+        Column("switch", "Switch"),
+        Column("budget_w", "Công suất PoE / Budget", "W"),
+        Column("draw_w", "Tiêu thụ cao nhất / Peak draw", "W"), Column("headroom_w", "Dư địa / Headroom", "W"),
+        Column("poe_ports", "Cổng PoE / PoE ports"), Column("ports_delivering", "Đang cấp điện / Delivering"),
+        Column("free_poe_ports", "Cổng PoE trống / Free PoE ports"),
     ], rows=poe, charts=[Chart(kind="bars", title="PoE headroom per switch", unit="W",
                                labels=[f"{names.get(p['ward'], p['ward'])} {p['switch']}" for p in poe],
                                values=[p["headroom_w"] for p in poe])] if poe else [], notes=[
@@ -475,8 +489,12 @@ def _sections(data: dict[str, Any], names: dict[str, str], *, step_s: int, clien
         notes = [headline, ask["rule"]]
         if ask["no_data"]:
             notes.append("no data in the period for: " + ", ".join(ask["no_data"]))
-        sections.append(Section(key="what_if", title="What if", columns=[
-            Column("constraint", "Constraint"), Column("need", "Needed"), Column("available", "Available"),
-            Column("unit", "Unit"), Column("max_cameras", "Cameras it allows"), Column("ok", "Fits"),
+        sections.append(Section(key="what_if", title="Giả định / What if", columns=[
+            Column("constraint", "Ràng buộc / Constraint"),
+            Column("need", "Cần / Needed"),
+            Column("available", "Sẵn có / Available"),
+            Column("unit", "Đơn vị / Unit"),
+            Column("max_cameras", "Số camera cho phép / Cameras it allows"),
+            Column("ok", "Đủ / Fits"),
         ], rows=ask["constraints"], notes=notes))
     return sections

@@ -35,19 +35,19 @@ from wardwatch.collector.seqlog import series_of
 from wardwatch.collector.uptime import FALLBACK_STEP_S, device_steps, poll_intervals, step_for
 
 WARD_COLUMNS = [
-    Column("ward", "Ward"),
-    Column("aps", "APs"),
-    Column("wifi_up_pct", "Wi-Fi coverage (APs up)", "%"),
-    Column("serving_pct", "APs serving clients", "%"),
-    Column("wifi_unknown_min", "AP unknown", "min"),
-    Column("cameras", "Cameras"),
-    Column("camera_ok_pct", "Cameras OK", "%"),
-    Column("camera_unknown_min", "Camera unknown", "min"),
+    Column("ward", "Phường, xã / Ward"),
+    Column("aps", "Số AP / APs"),
+    Column("wifi_up_pct", "Phủ sóng Wi-Fi (AP hoạt động) / Wi-Fi coverage (APs up)", "%"),
+    Column("serving_pct", "AP có người dùng / APs serving clients", "%"),
+    Column("wifi_unknown_min", "AP không rõ / AP unknown", "min"),
+    Column("cameras", "Camera / Cameras"),
+    Column("camera_ok_pct", "Camera tốt / Cameras OK", "%"),
+    Column("camera_unknown_min", "Camera không rõ / Camera unknown", "min"),
 ]
 HOUR_COLUMNS = [
-    Column("hour", "Local hour"),
-    Column("wifi_up_pct", "Wi-Fi available (APs up)", "%"),
-    Column("ap_hours", "AP-hours known", "h"),
+    Column("hour", "Giờ địa phương / Local hour"),
+    Column("wifi_up_pct", "Wi-Fi sẵn sàng (AP hoạt động) / Wi-Fi available (APs up)", "%"),
+    Column("ap_hours", "AP-giờ đã biết / AP-hours known", "h"),
 ]
 
 Key = tuple[str, str]  # (ward, device)
@@ -140,16 +140,18 @@ async def build(influx: Queryable, *, period: Period, wards: list[str], cfg: Col
                        values=[r["wifi_up_pct"] for r in by_hour])  # fmt: skip
     return Report(
         kind="coverage",
-        title="Wi-Fi coverage and cameras OK by ward",
+        title="Phủ sóng Wi-Fi và camera / Wi-Fi coverage and cameras OK by ward",
         period=period,
         sections=[
-            Section("wards", "By ward, worst first", WARD_COLUMNS, rows, charts=[ward_chart], notes=[
+            Section("wards", "Theo phường, kém nhất trước / By ward, worst first",
+                    WARD_COLUMNS, rows, charts=[ward_chart], notes=[
                 "coverage = AP-steps up / AP-steps with a reading; serving = AP-steps up with at least one client "
                 "/ the same; cameras OK = camera-steps with ok = 1 / camera-steps with a reading",
                 "unknown steps (no reading: agent offline) are excluded and shown in minutes; maintenance is not",
                 "worst first: by coverage, then cameras OK",
             ]),
-            Section("hours", f"Wi-Fi availability by local hour ({period.tz.key})", HOUR_COLUMNS, by_hour,
+            Section("hours", f"Wi-Fi sẵn sàng theo giờ địa phương / Wi-Fi availability by local hour ({period.tz.key})",
+                    HOUR_COLUMNS, by_hour,
                     charts=[hour_chart], notes=["AP-steps up / AP-steps known, every ward in the report together"]),
         ],
         data={"period": period.as_json(), "wards": rows, "hours": by_hour},

@@ -28,36 +28,36 @@ KIND_ORDER = {"switch": 0, "ap": 1, "camera": 2}
 RULE = "device_down"  # the alert rule whose maintenance windows take time out of uptime
 
 DEVICE_COLUMNS = [
-    Column("ward", "Ward"),
-    Column("device", "Device"),
-    Column("kind", "Kind"),
-    Column("uptime_pct", "Up", "%"),
-    Column("down_min", "Down", "min"),
-    Column("outages", "Outages"),
-    Column("longest_outage_min", "Longest outage", "min"),
-    Column("mttr_min", "Mean time to restore", "min"),
-    Column("unknown_min", "Unknown (agent offline)", "min"),
-    Column("maintenance_min", "Maintenance", "min"),
-    Column("step_s", "Step", "s"),
+    Column("ward", "Phường, xã / Ward"),
+    Column("device", "Thiết bị / Device"),
+    Column("kind", "Loại / Kind"),
+    Column("uptime_pct", "Hoạt động / Up", "%"),
+    Column("down_min", "Ngừng / Down", "min"),
+    Column("outages", "Số lần ngừng / Outages"),
+    Column("longest_outage_min", "Ngừng lâu nhất / Longest outage", "min"),
+    Column("mttr_min", "Khôi phục trung bình / Mean time to restore", "min"),
+    Column("unknown_min", "Không rõ (agent mất kết nối) / Unknown (agent offline)", "min"),
+    Column("maintenance_min", "Bảo trì / Maintenance", "min"),
+    Column("step_s", "Bước / Step", "s"),
 ]
 ROLLUP_COLUMNS = [
-    Column("ward", "Ward"),
-    Column("kind", "Kind"),
-    Column("devices", "Devices"),
-    Column("uptime_pct", "Up", "%"),
-    Column("down_min", "Down", "min"),
-    Column("outages", "Outages"),
-    Column("unknown_min", "Unknown (agent offline)", "min"),
-    Column("maintenance_min", "Maintenance", "min"),
+    Column("ward", "Phường, xã / Ward"),
+    Column("kind", "Loại / Kind"),
+    Column("devices", "Thiết bị / Devices"),
+    Column("uptime_pct", "Hoạt động / Up", "%"),
+    Column("down_min", "Ngừng / Down", "min"),
+    Column("outages", "Số lần ngừng / Outages"),
+    Column("unknown_min", "Không rõ (agent mất kết nối) / Unknown (agent offline)", "min"),
+    Column("maintenance_min", "Bảo trì / Maintenance", "min"),
 ]
 MAINTENANCE_COLUMNS = [
-    Column("from", "From"),
-    Column("to", "To"),
-    Column("rrule", "Recurrence"),
-    Column("wards", "Wards"),
-    Column("devices", "Devices (glob)"),
-    Column("applied_to", "Devices in it"),
-    Column("maintenance_min", "Device-minutes", "min"),
+    Column("from", "Từ / From"),
+    Column("to", "Đến / To"),
+    Column("rrule", "Lặp lại / Recurrence"),
+    Column("wards", "Phường, xã / Wards"),
+    Column("devices", "Thiết bị (mẫu) / Devices (glob)"),
+    Column("applied_to", "Thiết bị áp dụng / Devices in it"),
+    Column("maintenance_min", "thiết bị-phút / Device-minutes", "min"),
 ]
 
 
@@ -117,7 +117,7 @@ async def build(influx: Queryable, *, period: Period, wards: list[str], cfg: Col
 
     names = {w: cfg.wards.get(w, w) for w in sorted({*wards, *(d["ward"] for d in devices)})}
     chart = Chart(
-        kind="bars", title="Up % by ward and asset class", unit="%",
+        kind="bars", title="Hoạt động % / Up % by ward and asset class", unit="%",
         labels=[f"{names.get(r['ward'], r['ward'])} · {r['kind']}" for r in rollup],
         values=[r["uptime_pct"] for r in rollup],
     )  # fmt: skip
@@ -131,13 +131,15 @@ async def build(influx: Queryable, *, period: Period, wards: list[str], cfg: Col
     ]  # fmt: skip
     return Report(
         kind="uptime",
-        title="Uptime by device, ward and asset class",
+        title="Thời gian hoạt động / Uptime by device, ward and asset class",
         period=period,
         sections=[
-            Section("rollup", "By ward and asset class", ROLLUP_COLUMNS, rollup, charts=[chart],
+            Section("rollup", "Theo phường và loại thiết bị / By ward and asset class",
+                    ROLLUP_COLUMNS, rollup, charts=[chart],
                     notes=["up % of a ward and kind = sum(up) / sum(up + down) over its devices"]),
-            Section("devices", "Per device", DEVICE_COLUMNS, devices, notes=notes),
-            Section("maintenance", "Maintenance windows that applied", MAINTENANCE_COLUMNS, maintenance,
+            Section("devices", "Theo thiết bị / Per device", DEVICE_COLUMNS, devices, notes=notes),
+            Section("maintenance", "Các đợt bảo trì đã áp dụng / Maintenance windows that applied",
+                    MAINTENANCE_COLUMNS, maintenance,
                     notes=[f"alerts.maintenance rrules in {cfg.timezone}; a step is maintenance when it starts "
                            "inside a window"]),
         ],
