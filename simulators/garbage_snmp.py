@@ -25,6 +25,7 @@ Run it with ``python -m wardwatch.simulators.garbage_snmp --port N --mode M``; i
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import random
 import socket
@@ -81,10 +82,10 @@ class Mib:
 
     def next(self, oid: Oid, *, endless: bool) -> tuple[Oid, Any]:
         hc = _oid(HC_IN)
-        for key in self.order:
-            if key > oid:
-                if endless and oid[: len(hc)] == hc and key[: len(hc)] != hc:
-                    break  # past the column's real rows: it goes on and on
+        at = bisect.bisect_right(self.order, oid)  # the first key after oid (a linear scan was slow)
+        if at < len(self.order):
+            key = self.order[at]
+            if not (endless and oid[: len(hc)] == hc and key[: len(hc)] != hc):  # else: past the real rows
                 return key, self.rows[key](self.now())
         if endless and oid[: len(hc)] == hc:
             return (*hc, (oid[len(hc)] if len(oid) > len(hc) else 0) + 1), rfc1902.Counter64(12345)

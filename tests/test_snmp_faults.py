@@ -75,7 +75,7 @@ def test_a_dead_device_does_not_delay_fifty_healthy_ones(tmp_path: Path, mosquit
     sim_port = free_port("udp")
     with start_snmpsim(tmp_path / "sim", agents=[SnmpsimAgent(data_dir=data, port=sim_port)]):
         devices = [{"id": n, "kind": "switch", "host": "127.0.0.1", "port": sim_port, "auth": n, "profile": "if_mib",
-                    "interval": f"{INTERVAL}s", "timeout": "1s", "retries": 1} for n in names]
+                    "interval": f"{INTERVAL}s", "timeout": "1.3s", "retries": 1} for n in names]
         # It never answers: every poll waits out both tries, the whole interval.
         devices.append({"id": "sw-dead", "kind": "switch", "host": "127.0.0.1", "port": black_hole, "auth": "dead",
                         "interval": f"{INTERVAL}s", "timeout": f"{INTERVAL / 2}s", "retries": 1})

@@ -194,7 +194,16 @@ class SnmpSession:
             except DECODE_ERRORS as exc:
                 raise DeviceProtocolError(f"garbage answer: {type(exc).__name__}: {exc}") from None
             arrived = time.monotonic()
-            self._raise_for(err_ind, err_status, err_index)
+            try:
+                self._raise_for(err_ind, err_status, err_index)
+            except DeviceTimeout as exc:
+                if not any(result.values()):
+                    raise
+                # It answered this poll (the GET, the first pages) and then fell silent:
+                # what it said is kept; the next poll tells whether it is gone.
+                rows = max(len(v) for v in result.values())
+                problems.append(f"walk stopped after {rows} rows: {exc}")
+                return result, times
             if clock:
                 if not var_binds or str(var_binds[0][0]) != f"{clock}.0":
                     raise DeviceProtocolError(f"no {clock}.0 at the head of the GETBULK answer")
