@@ -225,6 +225,9 @@ async def poll_device(session: SnmpSession, state: SnmpState, *, kind: Kind = "s
     """Poll once. Raises DeviceError subclasses; the caller records the failure."""
     dev = session.device
     started = time.monotonic()
+    # Readings are stamped when the poll started, as Telegraf and Prometheus do: a slow
+    # answer must not make the series look irregular (rates use the device's own clock).
+    started_ms = int(time.time() * 1000)
     if state.profile is None:
         try:
             state.profile = await identify(session, state)
@@ -247,7 +250,7 @@ async def poll_device(session: SnmpSession, state: SnmpState, *, kind: Kind = "s
     if walk and not any(cols.get(c) for c in profile.metric_columns()):
         raise DeviceNoSuchObject(f"none of the tables of profile {profile.name} exist on this device")
     now = time.monotonic()
-    time_ms = int(time.time() * 1000)
+    time_ms = started_ms
     # What the device said wrongly, value by value: the walk's own (a column that did not
     # end or went backwards), the interfaces', the other tables'. Each is skipped and
     # counted; none of them fails the poll.
