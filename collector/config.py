@@ -11,16 +11,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
-from datetime import datetime
-from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrule, rruleset, rrulestr
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from wardwatch import wire
+from wardwatch.collector.alerts.config import AlertsSection
 from wardwatch.config import Duration, MqttSection, Strict, load
 
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
@@ -98,6 +96,17 @@ class HttpSection(Strict):
         None, description="bearer token the API requires; required unless host is a loopback address"
     )
 
+    external_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", max_length=2048,
+        description="the URL technicians reach this server at, for links in alert messages "
+        "(acknowledge); http://HOST:PORT when unset",
+    )
+
+    @field_validator("external_url")
+    @classmethod
+    def _no_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
     @field_validator("token")
     @classmethod
     def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
@@ -138,84 +147,6 @@ class SpoolSection(Strict):
     )
 
 
-# A maintenance rrule without DTSTART is anchored here (local time in ``timezone``): its
-# BYMINUTE/BYSECOND default to 0, and a WEEKLY rule without BYDAY falls on Saturdays.
-RRULE_ANCHOR: Final = datetime(2000, 1, 1)
-
-
-def parse_rrule(text: str) -> rrule | rruleset:
-    """An RFC 5545 recurrence (``FREQ=WEEKLY;BYDAY=SU;BYHOUR=2``) with naive local times,
-    anchored at :data:`RRULE_ANCHOR` unless it carries its own ``DTSTART``."""
-    return rrulestr(text, dtstart=RRULE_ANCHOR, ignoretz=True, forceset=False)
-
-
-class MaintenanceWindow(Strict):
-    """A recurring window in the deployment's time zone during which the matching devices are
-    in maintenance: alerts are muted, and uptime reports show the time apart (neither up nor down)."""
-
-    wards: list[str] = Field(
-        default_factory=list,
-        max_length=1000,
-        description="ward ids the window applies to; empty (the default) means every ward",
-    )
-    devices: str = Field(
-        "*", min_length=1, max_length=256, description="glob (fnmatch) on device ids, e.g. 'cam-*'; '*' is all"
-    )
-    rules: list[str] = Field(
-        default_factory=list,
-        max_length=100,
-        description="alert rule names muted by the window; empty (the default) means all rules",
-    )
-    rrule: str = Field(
-        min_length=6,
-        max_length=1000,
-        description="RFC 5545 recurrence of the window's start, in local time, e.g. 'FREQ=WEEKLY;BYDAY=SU;BYHOUR=2'",
-    )
-    duration: Duration = Field(gt=0, le=31 * 86400, description="how long each window lasts, e.g. '2h'")
-
-    @field_validator("wards")
-    @classmethod
-    def _ward_ids(cls, value: list[str]) -> list[str]:
-        for ward in value:
-            if not wire.NAME_RE.match(ward):
-                raise ValueError(f"{ward!r} is not a ward id")
-        return value
-
-    @field_validator("rules")
-    @classmethod
-    def _rule_names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not wire.NAME_RE.match(name):
-                raise ValueError(f"{name!r} is not a rule name")
-        return value
-
-    @field_validator("rrule")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        try:
-            rule = parse_rrule(value)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise ValueError(f"{value!r} is not an RFC 5545 recurrence: {exc}") from None
-        if rule.after(RRULE_ANCHOR, inc=True) is None:
-            raise ValueError(f"{value!r} never occurs")
-        return value
-
-    def applies_to(self, ward: str, device: str, rule: str = "device_down") -> bool:
-        return (
-            (not self.wards or ward in self.wards)
-            and fnmatchcase(device, self.devices)
-            and (not self.rules or rule in self.rules)
-        )
-
-
-class AlertsSection(Strict):
-    """``alerts:``. For now only the maintenance windows; rules, channels and routes come later."""
-
-    maintenance: list[MaintenanceWindow] = Field(
-        default_factory=list, max_length=1000, description="recurring maintenance windows"
-    )
-
-
 class CollectorConfig(Strict):
     mqtt: CollectorMqtt = Field(default_factory=CollectorMqtt, description="the broker the agents publish to")
     influx: InfluxSection = Field(default_factory=InfluxSection, description="where readings are stored")
@@ -250,7 +181,9 @@ class CollectorConfig(Strict):
         max_length=10_000,
         description="ward id -> display name, with its diacritics (e.g. cam-pho: Cẩm Phô)",
     )
-    alerts: AlertsSection | None = Field(None, description="the alert engine; its maintenance windows")
+    alerts: AlertsSection | None = Field(
+        None, description="the alert engine (docs/alerts.md); it runs in this collector when the section is present"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -289,15 +222,22 @@ def _is_loopback(host: str) -> bool:
 def load_config(path: Path | str) -> CollectorConfig:
     """Read and validate a collector config; raise ConfigError with one line naming the key.
 
-    Relative ``dead_letter.path`` and ``spool.path`` are taken relative to the config file's directory.
+    Relative ``dead_letter.path``, ``spool.path``, ``alerts.state`` and ``alerts.rules`` are taken
+    relative to the config file's directory.
     """
     path = Path(path)
     cfg = load(path, CollectorConfig)
+    base = path.resolve().parent
     for name in ("dead_letter", "spool"):
         section = getattr(cfg, name)
         if not section.path.is_absolute():
-            section = section.model_copy(update={"path": path.resolve().parent / section.path})
+            section = section.model_copy(update={"path": base / section.path})
             cfg = cfg.model_copy(update={name: section})
+    if cfg.alerts is not None:
+        update = {key: base / value for key in ("state", "rules")
+                  if (value := getattr(cfg.alerts, key)) is not None and not value.is_absolute()}
+        if update:
+            cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update=update)})
     return cfg
 
 

@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from wardwatch.collector.config import CollectorConfig, MaintenanceWindow, parse_rrule
+from wardwatch.collector.alerts.config import MaintenanceWindow, parse_rrule
+from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.reports.common import Queryable
 from wardwatch.collector.reports.model import Chart, Column, Period, Report, Section
 from wardwatch.collector.uptime import DeviceSteps, device_steps, summarise
