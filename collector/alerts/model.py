@@ -57,6 +57,7 @@ class Alert:
     acked_ms: int | None = None
     ack_comment: str = ""
     live: bool = True  # False while it is known only from backfill (late readings)
+    feed: str = ""  # what feeds the device ("sw-a port 7"), from the inventory: shown in messages
 
     @property
     def severity(self) -> str:
