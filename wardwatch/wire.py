@@ -187,6 +187,11 @@ def stored_topic(ward: str, agent: str) -> str:
     return f"{PREFIX}/{ward}/{agent}/stored"
 
 
+def inventory_topic(ward: str, agent: str) -> str:
+    """Retained, from the agent: its devices and which switch port feeds each."""
+    return f"{PREFIX}/{ward}/{agent}/inventory"
+
+
 def alerts_topic(ward: str, severity: str) -> str:
     return f"{PREFIX}/alerts/{ward}/{severity}"
 
@@ -194,6 +199,8 @@ def alerts_topic(ward: str, severity: str) -> str:
 READINGS_FILTER: Final = f"{PREFIX}/+/+/readings"
 STATUS_FILTER: Final = f"{PREFIX}/+/+/status"
 STORED_FILTER: Final = f"{PREFIX}/+/+/stored"
+EVENTS_FILTER: Final = f"{PREFIX}/+/+/events"
+INVENTORY_FILTER: Final = f"{PREFIX}/+/+/inventory"
 
 
 def shared(group: str, topic_filter: str) -> str:
@@ -352,4 +359,76 @@ def decode_stored(topic: str, payload: bytes) -> Stored:
         if first < low or last < first:
             raise WireError(f"stored ranges must be ascending, disjoint and above the watermark {doc.watermark}")
         low = last + 1
+    return doc
+
+
+# Inventory ------------------------------------------------------------------------
+
+MAX_INVENTORY_DEVICES: Final = 10_000
+DeviceKind = Literal["switch", "ap", "camera"]
+PortName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class FeedRef(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The switch port that feeds a device: ``switch`` is a switch of the same inventory,
+    ``port`` its ifName (as the ``if_name`` tag of its ``if_traffic`` readings says it)."""
+
+    switch: Name
+    port: PortName
+
+
+class InventoryDevice(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """One device of an agent's config, as the alert engine and the dashboard need it.
+    ``vendor``, ``feed`` and ``uplink`` are left out of the JSON when unset."""
+
+    id: Name
+    kind: DeviceKind
+    interval_s: Annotated[float, msgspec.Meta(gt=0, le=86400)]
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    vendor: Name | None = None
+    feed: FeedRef | None = None
+    uplink: PortName | None = None  # a switch: the ifName of the ward's uplink port
+
+
+class Inventory(FromAgent, forbid_unknown_fields=True):
+    """The retained ``inventory`` message of an agent: every device it polls, published on
+    each connect right after ``online``. It replaces the agent's previous one."""
+
+    time_ms: Annotated[int, msgspec.Meta(ge=0)]
+    devices: Annotated[list[InventoryDevice], msgspec.Meta(max_length=MAX_INVENTORY_DEVICES)]
+
+
+_inventory_decoder = msgspec.json.Decoder(Inventory)
+
+
+def inventory_payload(*, agent: str, ward: str, time_ms: int, devices: list[InventoryDevice]) -> bytes:
+    """The payload on ``inventory_topic(ward, agent)``; checked like what decode_inventory accepts."""
+    for i, dev in enumerate(devices):
+        if not math.isfinite(dev.interval_s):
+            raise WireError(f"devices[{i}].interval_s: {dev.interval_s} is not a finite number")
+    doc = Inventory(schema=SCHEMA, agent=agent, ward=ward, time_ms=time_ms, devices=list(devices))
+    payload = _encoder.encode(doc)
+    decode_inventory(inventory_topic(ward, agent), payload)
+    return payload
+
+
+def decode_inventory(topic: str, payload: bytes) -> Inventory:
+    """Decode an ``inventory`` payload: the topic's agent, device ids unique, and every
+    ``feed`` naming a switch of the same inventory. (A switch naming itself is let through,
+    as the agent's config allows it; the topology ignores such a loop.)"""
+    doc = _decode_on(topic, payload, "inventory", _inventory_decoder, cap=MAX_PAYLOAD_BYTES)
+    kinds: dict[str, str] = {}
+    for i, dev in enumerate(doc.devices):
+        if dev.id in kinds:
+            raise WireError(f"inventory devices[{i}].id: {dev.id!r} is listed twice")
+        kinds[dev.id] = dev.kind
+    for i, dev in enumerate(doc.devices):
+        if dev.uplink is not None and dev.kind != "switch":
+            raise WireError(f"inventory devices[{i}].uplink: only a switch has an uplink port, not a {dev.kind}")
+        if dev.feed is None:
+            continue
+        kind = kinds.get(dev.feed.switch)
+        if kind != "switch":
+            what = "not in this inventory" if kind is None else f"a {kind}, not a switch"
+            raise WireError(f"inventory devices[{i}].feed.switch: {dev.feed.switch!r} is {what}")
     return doc
