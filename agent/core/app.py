@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+from wardwatch import wire
 from wardwatch.agent.core.config import AgentConfig, DeviceConfig
 from wardwatch.agent.core.icmp import Pinger
 from wardwatch.agent.core.outbox import Outbox
@@ -54,6 +55,32 @@ async def open_pollers(cfg: AgentConfig, ctx: Context) -> AsyncIterator[dict[str
         yield by_device
 
 
+def inventory_payload(cfg: AgentConfig, *, time_ms: int) -> bytes:
+    """The retained ``inventory`` message: the config's devices, their kind, vendor, interval,
+    host, the switch port that feeds them and a switch's uplink port (docs/mqtt.md)."""
+    devices = [
+        wire.InventoryDevice(
+            id=dev.id, kind=dev.kind, interval_s=float(dev.interval), host=dev.host, vendor=dev.vendor,
+            feed=None if dev.feed is None else wire.FeedRef(switch=dev.feed.switch, port=dev.feed.port),
+            uplink=dev.uplink,
+        )
+        for dev in cfg.devices
+    ]
+    return wire.inventory_payload(agent=cfg.agent.id, ward=cfg.agent.ward, time_ms=time_ms, devices=devices)
+
+
+def _inventory_or_none(cfg: AgentConfig) -> bytes | None:
+    """The config check already refuses what the wire would (ids twice, a feed that is not a
+    switch); what is left is size: 5,000 devices with the longest names pass the 1 MiB cap.
+    The agent still polls without it, and says so."""
+    try:
+        return inventory_payload(cfg, time_ms=int(time.time() * 1000))
+    except wire.WireError as exc:
+        log.error("agent %s: no inventory published (the alert engine will not know its topology): %s",
+                  cfg.agent.id, exc)
+        return None
+
+
 class Agent:
     def __init__(self, cfg: AgentConfig, *, profile_dirs: Sequence[Path] | None = None) -> None:
         self.cfg = cfg
@@ -62,7 +89,8 @@ class Agent:
             ob.path, agent=cfg.agent.id, ward=cfg.agent.ward, max_bytes=ob.max_mb * 2**20, max_age=ob.max_age
         )
         self.publisher = Publisher(
-            cfg=cfg.mqtt, agent=cfg.agent.id, ward=cfg.agent.ward, outbox=self.outbox, drain_rate=ob.drain_rate
+            cfg=cfg.mqtt, agent=cfg.agent.id, ward=cfg.agent.ward, outbox=self.outbox, drain_rate=ob.drain_rate,
+            inventory=_inventory_or_none(cfg),
         )
         dirs = tuple(profile_dirs) if profile_dirs is not None else profile_dirs_from_env()
         self.ctx = Context(cfg=cfg, pinger=Pinger(), ports=PortStates(), profile_dirs=dirs)

@@ -21,6 +21,9 @@ stored them.
   (the collector treats repeats as harmless: same series and time overwrite).
 - ``status`` is retained: ``online`` once connected, ``offline`` by the Last Will or on
   a clean stop.
+- ``inventory`` (the agent's devices, built from its config) is retained, QoS 1, published
+  on every connect right after ``online``; it stays on the broker when the agent stops,
+  so the alert engine knows which devices an offline agent leaves unknown.
 - MQTT 5 persistent session (``clean_start=False``, session expiry one day) with the
   stable client id ``wardwatch-agent-{id}``.
 - Two lanes after a reconnect: batches committed since the connection (live) go at once;
@@ -74,8 +77,10 @@ class Publisher:
         window: int = 100,
         drain_rate: float = 50.0,
         resend_after: float | None = None,
+        inventory: bytes | None = None,
     ) -> None:
         self.cfg = cfg
+        self.inventory = inventory  # a wire.inventory_payload, published retained on every connect
         self.agent = agent
         self.ward = ward
         self.outbox = outbox
@@ -235,6 +240,8 @@ class Publisher:
         log.info("agent %s: connected to %s", self.agent, describe(self.cfg))
         client.subscribe(wire.stored_topic(self.ward, self.agent), qos=1)
         client.publish(wire.status_topic(self.ward, self.agent), self._status("online"), qos=1, retain=True)
+        if self.inventory is not None:
+            client.publish(wire.inventory_topic(self.ward, self.agent), self.inventory, qos=1, retain=True)
         self._client = client
         return client
 
