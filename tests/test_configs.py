@@ -11,7 +11,8 @@ from wardwatch.collector.config import load_config as load_collector
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 ENV = {"WARDWATCH_MQTT_PASSWORD": "pw-123456", "V3_AUTH": "authpass123", "V3_PRIV": "privpass123",
-       "WARDWATCH_HTTP_TOKEN": "token-0123456789abcdef", "CAM_PASS": "cam-pass-1"}
+       "WARDWATCH_HTTP_TOKEN": "token-0123456789abcdef", "CAM_PASS": "cam-pass-1",
+       "WARDWATCH_TG_TOKEN": "123:tg", "WARDWATCH_ZALO_TOKEN": "zalo-1", "WARDWATCH_SMTP_PASSWORD": "smtp-pw"}
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +43,10 @@ def test_collector_example_loads() -> None:
     assert set(cfg.wards) == {ward for ward, _name, _ports in WARDS}
     assert cfg.alerts is not None and cfg.alerts.maintenance[0].rrule == "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2"
     assert cfg.alerts.maintenance[0].duration == 7200
+    assert set(cfg.alerts.channels) == {"noc", "tg", "zalo", "mail", "bus"}
+    assert cfg.alerts.routes[0].escalate is not None and cfg.alerts.routes[0].escalate.after == 900
+    mail = cfg.alerts.channels["mail"]
+    assert mail.type == "email" and mail.password is not None and mail.password.get_secret_value() == "smtp-pw"
 
 
 @pytest.mark.parametrize(("yaml_text", "error"), [
@@ -80,3 +85,48 @@ def test_secret_file_keys_are_only_the_secret_fields() -> None:
     assert secret_fields(AgentConfig) == {"password", "community", "auth_key", "priv_key"}
     assert {"password", "token"} <= secret_fields(CollectorConfig)
     assert "ca" not in secret_fields(AgentConfig)  # tls.ca_file is a path, not a secret
+
+
+@pytest.mark.parametrize(("yaml_text", "error"), [
+    ("alerts: {routes: [{channels: [nope]}]}", "alerts: routes[0]: unknown channel 'nope' (channels: none defined)"),
+    ("alerts: {channels: {x: {type: pager}}}", "alerts.channels.x: "),
+    ("alerts: {channels: {x: {type: webhook, url: 'http://u:p@host/hook'}}}", "alerts.channels.x.webhook.url: "),
+    ("alerts: {routes: [{match: {colour: red}, channels: []}]}", "alerts.routes[0].match: "),
+    ("alerts: {wards: ['*', cam-pho]}", "alerts.wards: "),
+])  # fmt: skip
+def test_collector_alert_channels_and_routes_are_checked(tmp_path: Path, yaml_text: str, error: str) -> None:
+    from wardwatch.config import ConfigError
+
+    path = tmp_path / "collector.yaml"
+    path.write_text(yaml_text + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_collector(path)
+    assert str(exc.value).startswith(error), str(exc.value)
+
+
+def test_the_shipped_rules_load_with_the_names_of_the_contract() -> None:
+    from wardwatch.collector.alerts.rules import load_rules
+
+    names = [r.name for r in load_rules(None)]
+    assert names == ["device_down", "camera_not_ok", "poe_lost", "agent_offline", "clock_skew",
+                     "uplink_saturated", "ap_clients_high", "if_errors", "outbox_backlog", "flapping"]
+
+
+@pytest.mark.parametrize(("yaml_text", "error"), [
+    ("rules: [{name: x, series: device_status, field: up, when: {equals: 0, above: 1}, summary: s}]",
+     "rules[0].threshold.when: give exactly one test"),
+    ("rules: [{name: x, series: nosuch, field: up, when: {equals: 0}, summary: s}]", "rules[0].threshold.series: "),
+    ("rules: [{name: x, series: device_status, field: up, when: {equals: 0}, summary: s, colour: red}]",
+     "rules[0].threshold.colour: unknown key"),
+    ("rules: [{name: f, type: flapping, watch: [nope], summary: s}]", "rules[0].watch: unknown rule 'nope'"),
+    ("rules: []", "rules: "),
+])  # fmt: skip
+def test_a_bad_rule_file_names_the_key(tmp_path: Path, yaml_text: str, error: str) -> None:
+    from wardwatch.collector.alerts.rules import load_rules
+    from wardwatch.config import ConfigError
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml_text + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_rules(path)
+    assert str(exc.value).startswith(f"{path}: {error}"), str(exc.value)

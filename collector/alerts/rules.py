@@ -225,7 +225,7 @@ def load_rules(path: Path | None) -> list[Rule]:
     try:
         return _ADAPTER.validate_python(raw).rules
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_first_error(exc)}") from None
+        raise ConfigError(f"{where}: {_first_error(exc).removeprefix('(top level): ')}") from None
 
 
 _ADAPTER: Final = TypeAdapter(RuleFile)
