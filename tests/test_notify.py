@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from wardwatch.collector.alerts import links
+from wardwatch.collector.alerts import links, notify
 from wardwatch.collector.alerts.channels import open_channel
 from wardwatch.collector.alerts.config import AlertsSection
 from wardwatch.collector.alerts.model import Alert, Attempt, DeliveryError, Notice, Sent, fingerprint
@@ -499,6 +499,30 @@ async def test_run_sends_on_its_tick_and_returns_on_stop() -> None:
     stop.set()
     await asyncio.wait_for(task, 1)
     assert chans["ops"].kinds() == ["firing"]
+
+
+async def test_stop_waits_a_bounded_time_for_a_stuck_delivery_which_stays_owed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(notify, "DRAIN_TIMEOUT", 0.2)
+    ledger = FakeLedger()
+    cfg = section([{"channels": ["ops", "tg"], "group_wait": 0}])
+    chans = {"ops": FakeChannel("ops", gate=asyncio.Event()), "tg": FakeChannel("tg")}  # ops never answers
+    notifier = Notifier(cfg, channels=chans, store=ledger, ward_names=WARDS, external_url="http://127.0.0.1:8080",
+                        secret=SECRET, deliver=fake_deliver)
+    a = alert("cam-01")
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(lambda: [a], stop, tick=0.02))
+    await asyncio.wait_for(chans["tg"].arrived.wait(), 2)
+    stop.set()
+    started = time.monotonic()
+    await asyncio.wait_for(task, 2)
+    assert time.monotonic() - started < 1.0
+    assert (a.fingerprint, "ops") not in ledger.rows and (a.fingerprint, "tg") in ledger.rows
+    restarted = Notifier(cfg, channels={"ops": FakeChannel("ops"), "tg": FakeChannel("tg")}, store=ledger,
+                         ward_names=WARDS, external_url="http://127.0.0.1:8080", secret=SECRET, deliver=fake_deliver)
+    restarted.reconcile([a])
+    assert restarted.queued == 1  # ops is still owed its firing notice, tg nothing
 
 
 # -- the real store and the real deliver, against a local webhook receiver -----------------------

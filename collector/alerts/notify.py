@@ -59,6 +59,7 @@ ACK_LINK_TTL_MS: Final = 7 * 86400 * 1000  # how long an acknowledgement link in
 DRAIN_TIMEOUT: Final = 5.0  # on stop, how long in-flight deliveries may still take
 RETRY_WAIT: Final = 10.0  # after a failed delivery, the group waits this long before trying that channel again
 RETRY_WAIT_MAX: Final = 300.0  # ... doubling per failure in a row, up to this
+FULL_LOG_EVERY: Final = 60.0  # a full queue is logged at most this often (drops are counted every time)
 # The order in which one group's notices to one channel go out.
 _KIND_ORDER: Final[tuple[NoticeKind, ...]] = ("firing", "escalation", "repeat", "resolved")
 
@@ -147,6 +148,7 @@ class Notifier:
         self._stop: asyncio.Event | None = None
         self._unrouted: set[str] = set()  # alertnames logged as matching no route
         self._unknown: set[str] = set()  # channel names or fingerprints logged once
+        self._full_logged = -FULL_LOG_EVERY  # when "queue full" was last logged
         self.sent_ok = 0  # notices delivered
         self.sent_failed = 0  # notices that failed (after deliver's retries); owed again
         self.dropped = 0  # items refused because the queue was full
@@ -195,8 +197,11 @@ class Notifier:
         self._prune()
         if refused:
             self.dropped += refused
+            if now - self._full_logged < FULL_LOG_EVERY:
+                return
+            self._full_logged = now
             log.warning(
-                "notifier queue full (%d items): %d notices dropped this round, %d in all",
+                "notifier queue full (%d items): %d owed notices dropped this round, %d in all",
                 self._max_queued, refused, self.dropped,
             )
 
@@ -331,6 +336,7 @@ class Notifier:
         retrying holds back nothing else."""
         now = self._clock()
         started: list[asyncio.Task[None]] = []
+        made: dict[str, tuple[Alert, str]] = {}  # fingerprint -> (snapshot, ack link): once per flush, not per channel
         for group in list(self._groups.values()):
             if group.due > now:
                 continue
@@ -346,7 +352,7 @@ class Notifier:
                     continue
                 per_channel.setdefault(channel, {}).setdefault(kind, []).append(alert)
             for channel, kinds in per_channel.items():
-                notices = [self._notice(group, channel, k, kinds[k], now) for k in _KIND_ORDER if k in kinds]
+                notices = [self._notice(group, channel, k, kinds[k], now, made) for k in _KIND_ORDER if k in kinds]
                 self._inflight.add((group.key, channel))
                 task = asyncio.create_task(
                     self._send(group.key, channel, notices), name=f"notify {group.key} {channel}"
@@ -359,15 +365,21 @@ class Notifier:
         if wait and started:
             await asyncio.gather(*started)
 
-    def _notice(self, group: _Group, channel: str, kind: NoticeKind, alerts: list[Alert], now: float) -> Notice:
+    def _notice(
+        self, group: _Group, channel: str, kind: NoticeKind, alerts: list[Alert], now: float,
+        made: dict[str, tuple[Alert, str]],
+    ) -> Notice:
         expires = int(now * 1000) + ACK_LINK_TTL_MS
         items: list[NoticeAlert] = []
         for alert in sorted(alerts, key=lambda a: (a.started_ms, a.labels.get("device", ""), a.fingerprint)):
-            if kind == "resolved":
-                items.append(NoticeAlert(_snapshot(alert), "resolved"))
-            else:
+            if alert.fingerprint not in made:
                 token = links.sign(self._secret, alert.fingerprint, expires_ms=expires)
-                items.append(NoticeAlert(_snapshot(alert), "firing", f"{self._external_url}/ack/{token}"))
+                made[alert.fingerprint] = (_snapshot(alert), f"{self._external_url}/ack/{token}")
+            snapshot, ack_url = made[alert.fingerprint]
+            if kind == "resolved":
+                items.append(NoticeAlert(snapshot, "resolved"))
+            else:
+                items.append(NoticeAlert(snapshot, "firing", ack_url))
         return Notice(
             kind=kind,
             channel=channel,
