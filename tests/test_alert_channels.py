@@ -531,7 +531,7 @@ def test_render_puts_firing_first_and_one_line_per_alert_in_english() -> None:
     head, first, second = out.splitlines()
     assert head.startswith("[wardwatch] Alert — Cẩm Phô (1 firing, 1 resolved)") and "Vietnam time" in head
     assert first.startswith("⛔ CRITICAL sw-a: sw-a (Cẩm Phô) is not answering: timeout")
-    assert "behind it: 10 camera, 3 AP" in first and "since 14:05 02/12/2026" in first
+    assert "behind it: 10 cameras, 3 APs" in first and "since 14:05 02/12/2026" in first
     assert second.startswith("✅ cam-99") and "lasted 25 min" in second
     assert "acknowledge:" not in second
 

@@ -47,7 +47,7 @@ _T: Final[dict[str, dict[str, str]]] = {
         "switch": "switch",
         "device": "thiết bị",
         # email
-        "e_what": "Sự cố",
+        "e_what": "Quy tắc",
         "e_device": "Thiết bị",
         "e_ward": "Phường/xã",
         "e_since": "Từ lúc",
@@ -84,7 +84,7 @@ _T: Final[dict[str, dict[str, str]]] = {
         "ap": "AP",
         "switch": "switch",
         "device": "device",
-        "e_what": "What",
+        "e_what": "Rule",
         "e_device": "Device",
         "e_ward": "Ward",
         "e_since": "Since",
@@ -175,7 +175,11 @@ def behind_counts(alert: Alert, lang: str) -> str:
     """``10 camera, 3 AP``: what the alert suppresses, counted by kind, most first."""
     t = _t(lang)
     counts = Counter(b.kind for b in alert.behind)
-    return ", ".join(f"{n} {t.get(kind, kind)}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    def name(kind: str, n: int) -> str:
+        word = t.get(kind, kind)
+        return f"{word}s" if lang == "en" and n != 1 else word  # Vietnamese has no plural
+
+    return ", ".join(f"{n} {name(kind, n)}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def reason_shown(alert: Alert, lang: str) -> str:
