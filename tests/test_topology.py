@@ -200,3 +200,15 @@ def test_two_agents_one_ward_same_id_later_inventory_wins_warned_once(caplog: py
     # The winner's inventory is cleared: the other agent's device is back.
     t.forget(W, "a2")
     assert t.agent_of(W, "cam-1") == "a1" and t.feed_text(W, "cam-1") == "sw-x Gi0/1"
+
+
+def test_a_changed_device_is_seen_after_lldp_rebuilds() -> None:
+    t = Topology()
+    t.update(inv(dev("sw-a", "switch"), dev("cam-3")))
+    t.observe_lldp(W, "sw-a", "Gi0/3", "cam-3")
+    assert t.feed_text(W, "cam-3") == "sw-a Gi0/3"
+    changed = wire.InventoryDevice(id="cam-3", kind="camera", interval_s=15.0, host="cam-3.hoian.local",
+                                   vendor="dahua")
+    t.update(inv(dev("sw-a", "switch"), changed, time_ms=2))
+    node = t.device(W, "cam-3")
+    assert node is not None and (node.vendor, node.interval_s, node.feed) == ("dahua", 15.0, ("sw-a", "Gi0/3"))
