@@ -27,6 +27,7 @@ import os
 import pstats
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,18 +46,26 @@ from wardwatch.simulators.snmprec import SwitchSpec, render
 IF_TABLE, IFX_TABLE = "1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"
 
 
-def config(port: int, reps: int) -> AgentConfig:
+AUTH = {
+    "v2c": {"snmp": {"version": "2c", "community": "public"}},
+    # start_snmpd's SNMPv3 user (SHA + AES): the pysnmp engine
+    "v3": {"snmp": {"version": "3", "user": "mon", "auth_protocol": "SHA", "auth_key": "authpass123",
+                    "priv_protocol": "AES", "priv_key": "privpass123"}},
+}
+
+
+def config(port: int, reps: int, auth: str = "v2c") -> AgentConfig:
     return AgentConfig.model_validate({
         "agent": {"id": "bench", "ward": "bench"}, "outbox": {"path": "/nonexistent/outbox.db"},
-        "auth": {"v2c": {"snmp": {"version": "2c", "community": "public"}}},
-        "devices": [{"id": "target", "kind": "switch", "host": "127.0.0.1", "port": port, "auth": "v2c",
+        "auth": {auth: AUTH[auth]},
+        "devices": [{"id": "target", "kind": "switch", "host": "127.0.0.1", "port": port, "auth": auth,
                      "profile": "if_mib", "icmp": False, "interval": "30s", "timeout": "5s",
                      "max_repetitions": reps}],
     })
 
 
-def ours(port: int, n_polls: int, reps: int, profile: bool) -> tuple[int, float]:
-    cfg = config(port, reps)
+def ours(port: int, n_polls: int, reps: int, profile: bool, auth: str = "v2c") -> tuple[int, float]:
+    cfg = config(port, reps, auth)
     poller = SnmpPoller(Context.new(cfg))
     dev = cfg.devices[0]
     poller.add(dev)
@@ -188,9 +197,21 @@ def _http_ok(url: str, timeout: float) -> bool:
         return False
 
 
+def measure(name: str, port: int, args: argparse.Namespace, exporter: Service | None) -> dict[str, tuple[int, float]]:
+    """One run against one target: (varbinds, CPU seconds) per poller, each ``--polls`` polls."""
+    out = {"wardwatch v2c": ours(port, args.polls, args.reps, args.profile)}
+    if name == "snmpd":  # the v3 engine (pysnmp): snmpd has the SNMPv3 user
+        out["wardwatch v3"] = ours(port, args.polls, args.reps, False, auth="v3")
+    out["snmpbulkwalk"] = count_walk_varbinds(port, args.polls, args.reps)
+    if exporter is not None:
+        out["snmp_exporter"] = count_exporter_varbinds(exporter, port, args.polls)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--polls", type=int, default=30)
+    parser.add_argument("--polls", type=int, default=30, help="polls (scrapes, walks) per poller per run")
+    parser.add_argument("--runs", type=int, default=3, help="runs; medians are printed")
     parser.add_argument("--reps", type=int, default=25, help="GETBULK max-repetitions for both")
     parser.add_argument("--profile", action="store_true", help="print where our CPU goes (cProfile)")
     args = parser.parse_args()
@@ -206,16 +227,23 @@ def main() -> int:
         exporter = start_exporter(run_dir, args.reps)
         if exporter is not None:
             services.append(exporter)
-        print(f"{'target':<8} {'poller':<14} {'varbinds':>9} {'cpu_s':>7} {'varbinds/cpu_s':>15} {'ratio':>6}")
+        print(f"load average at start: {os.getloadavg()[0]:.2f}; {args.runs} runs of {args.polls} polls each")
+        print(f"{'target':<8} {'poller':<14} {'varbinds/poll':>13} {'ms cpu/poll':>11} {'varbinds/cpu_s':>15} "
+              f"{'x exporter/poll':>15} {'x exporter/vb':>13} {'x bulkwalk/vb':>13}")
         for name, svc in targets:
-            n_ours, cpu_ours = ours(svc.port, args.polls, args.reps, args.profile)
-            print(f"{name:<8} {'wardwatch':<14} {n_ours:>9} {cpu_ours:>7.2f} {n_ours / cpu_ours:>15,.0f}")
-            baselines = [("snmpbulkwalk", count_walk_varbinds(svc.port, args.polls, args.reps))]
-            if exporter is not None:
-                baselines.append(("snmp_exporter", count_exporter_varbinds(exporter, svc.port, args.polls)))
-            for base, (n_base, cpu_base) in baselines:
-                ratio = (cpu_ours / n_ours) / (cpu_base / n_base)
-                print(f"{name:<8} {base:<14} {n_base:>9} {cpu_base:>7.2f} {n_base / cpu_base:>15,.0f} {ratio:>6.2f}")
+            runs = [measure(name, svc.port, args, exporter) for _ in range(args.runs)]
+            per_poll = {k: statistics.median(r[k][1] / args.polls for r in runs) for k in runs[0]}
+            per_vb = {k: statistics.median(r[k][1] / r[k][0] for r in runs) for k in runs[0]}
+            for poller in runs[0]:
+                vb = statistics.median(r[poller][0] / args.polls for r in runs)
+                cols = [f"{vb:>13.0f}", f"{per_poll[poller] * 1000:>11.2f}", f"{1 / per_vb[poller]:>15,.0f}"]
+                if poller.startswith("wardwatch"):
+                    cols.append(f"{per_poll[poller] / per_poll['snmp_exporter']:>15.2f}"
+                                if "snmp_exporter" in per_poll else f"{'-':>15}")
+                    cols.append(f"{per_vb[poller] / per_vb['snmp_exporter']:>13.2f}"
+                                if "snmp_exporter" in per_vb else f"{'-':>13}")
+                    cols.append(f"{per_vb[poller] / per_vb['snmpbulkwalk']:>13.2f}")
+                print(f"{name:<8} {poller:<14} {' '.join(cols)}")
     finally:
         for svc in reversed(services):
             svc.stop()

@@ -1,157 +1,103 @@
-"""SNMP transport: one pysnmp engine for the whole agent, a session per device.
+"""SNMP sessions: one client interface, two engines behind it (issue 13).
 
-pysnmp's error indications are translated here into the agent's exceptions, so the
-pollers above never see a pysnmp type. MIB lookup is off (``lookupMib=False``): it costs
-2-2.5x CPU and we only use numeric OIDs.
+- v1/v2c: agent/snmp/udp.py, one asyncio UDP socket for the whole agent and the few BER
+  shapes SNMP needs (agent/snmp/ber.py): ~25x less CPU per varbind than pysnmp.
+- v3: pysnmp (agent/snmp/v3.py), imported only when a config has a v3 auth profile.
+
+Both give plain Python values (``int``, ``bytes``, ``str`` for an OID value,
+:data:`~wardwatch.agent.snmp.ber.MISSING`) and raise only the agent's exceptions, so the
+walk below, and everything above it, does not know which engine answered.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pyasn1.error import PyAsn1Error  # type: ignore[import-untyped]
 from pydantic import SecretStr
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-)
-from pysnmp.hlapi.v3arch.asyncio import auth as usm
-from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
-from pysnmp.proto import errind, rfc1902
-from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
-from pysnmp.smi.error import PySnmpError
 
 from wardwatch.agent.core.config import DeviceConfig, SnmpAuth
-from wardwatch.agent.core.errors import (
-    DeviceAuthError,
-    DeviceError,
-    DeviceProtocolError,
-    DeviceTimeout,
-    DeviceUnreachable,
-)
+from wardwatch.agent.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from wardwatch.agent.snmp.ber import MISSING
 from wardwatch.agent.snmp.profiles import MAX_ROWS
+from wardwatch.agent.snmp.udp import ErrorStatus, UdpEngine, UdpTransport
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
-_AUTH = {
-    "MD5": usm.USM_AUTH_HMAC96_MD5,
-    "SHA": usm.USM_AUTH_HMAC96_SHA,
-    "SHA224": usm.USM_AUTH_HMAC128_SHA224,
-    "SHA256": usm.USM_AUTH_HMAC192_SHA256,
-    "SHA384": usm.USM_AUTH_HMAC256_SHA384,
-    "SHA512": usm.USM_AUTH_HMAC384_SHA512,
-}
-_PRIV = {
-    "DES": usm.USM_PRIV_CBC56_DES,
-    "AES": usm.USM_PRIV_CFB128_AES,
-    "AES192": usm.USM_PRIV_CFB192_AES,
-    "AES256": usm.USM_PRIV_CFB256_AES,
-}
-_AUTH_ERRORS = (
-    errind.UnknownUserName,
-    errind.WrongDigest,
-    errind.AuthenticationFailure,
-    errind.DecryptionError,
-    errind.UnknownSecurityName,
-    errind.UnsupportedSecurityLevel,
-)
-# What pysnmp raises into our call when an answer cannot be used (observed with
-# simulators/garbage_snmp.py); anything it cannot decode at all it drops, and we time out.
-DECODE_ERRORS = (PySnmpError, PyAsn1Error)
-_INTEGERS = (rfc1902.TimeTicks, rfc1902.Integer32, rfc1902.Counter32, rfc1902.Gauge32, rfc1902.Unsigned32,
-             rfc1902.Counter64)
 # Leave room in a GETBULK answer: many agents (snmpsim among them) cap a reply at 64 varbinds.
 MAX_VARBINDS = 60
 SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
+NO_SUCH_NAME = 2  # SNMPv1's error-status for "no such OID" (and for the end of the MIB in a GETNEXT)
 
-Value = Any  # a pysnmp value; callers convert with int() / str()
+Value = Any  # int, bytes, str (an OID value); callers convert with evaluate.to_int / to_text
 Table = dict[str, dict[str, Value]]  # column OID -> row index -> value
 Times = dict[str, dict[str, float]]  # column OID -> row index -> monotonic arrival time
+Bind = tuple[str, Any, Any]  # (oid, a key that orders as the OID does, value)
 
 
-def auth_data(auth: SnmpAuth) -> CommunityData | UsmUserData:
-    if auth.version in ("1", "2c"):
-        assert auth.community is not None  # the config validator guarantees it
-        return CommunityData(auth.community.get_secret_value(), mpModel=0 if auth.version == "1" else 1)
-    return UsmUserData(
-        auth.user,
-        authKey=auth.auth_key.get_secret_value() if auth.auth_key else None,
-        privKey=auth.priv_key.get_secret_value() if auth.priv_key else None,
-        authProtocol=_AUTH[auth.auth_protocol] if auth.auth_protocol else usm.USM_AUTH_NONE,
-        privProtocol=_PRIV[auth.priv_protocol] if auth.priv_protocol else usm.USM_PRIV_NONE,
-    )
-
-
-def _missing(value: Value) -> bool:
-    return isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView)
+class Transport(Protocol):
+    async def request(self, oids: Sequence[str], *, bulk: tuple[int, int] | None = None) -> list[Bind]: ...
 
 
 class SnmpSession:
-    """GET and column walks against one device. Not thread-safe; one per device."""
+    """GET and column walks against one device. Not thread-safe; one per device.
 
-    def __init__(self, *, engine: SnmpEngine, device: DeviceConfig, auth: SnmpAuth) -> None:
+    ``engine`` is the :class:`Engines`' ``default`` (v1/v2c) or, for SNMPv3, the pysnmp
+    engine :meth:`Engines.for_auth` gave."""
+
+    def __init__(self, *, engine: UdpEngine | SnmpEngine, device: DeviceConfig, auth: SnmpAuth) -> None:
         self.device = device
         self.version = auth.version
-        self._engine = engine
-        self._auth = auth_data(auth)
-        self._context = ContextData(contextName=auth.context)
-        self._target: UdpTransportTarget | None = None
+        self._v1 = auth.version == "1"
+        self._udp: UdpTransport | None = None
+        self._transport: Transport
+        if isinstance(engine, UdpEngine):
+            if auth.version == "3":
+                raise ValueError("an SNMPv3 device needs the engine Engines.for_auth gives it")
+            self._transport = self._udp = UdpTransport(engine=engine, device=device, auth=auth)
+        else:
+            from wardwatch.agent.snmp.v3 import V3Transport
+
+            self._transport = V3Transport(engine=engine, device=device, auth=auth)
         # What the last walk_columns could not read: a column that did not end within
         # MAX_ROWS rows, or whose OIDs stopped increasing. The poll goes on with the rest.
         self.walk_problems: list[str] = []
 
-    async def _transport(self) -> UdpTransportTarget:
-        if self._target is None:
-            try:
-                self._target = await UdpTransportTarget.create(
-                    (self.device.host, self.device.port or 161),
-                    timeout=self.device.timeout,
-                    retries=self.device.retries,
-                )
-            except PySnmpError as exc:
-                raise DeviceUnreachable(f"cannot resolve {self.device.host}: {exc}") from None
-        return self._target
-
-    def _raise_for(self, error_indication: Any, error_status: Any, error_index: Any) -> None:
-        if error_indication:
-            text = str(error_indication)
-            if isinstance(error_indication, errind.RequestTimedOut):
-                raise DeviceTimeout(f"no answer after {self.device.retries + 1} tries of {self.device.timeout:g}s")
-            if isinstance(error_indication, _AUTH_ERRORS):
-                raise DeviceAuthError(text)
-            raise DeviceUnreachable(text)
-        if error_status:
-            raise DeviceProtocolError(f"{error_status.prettyPrint()} at varbind {int(error_index)}")
-
     async def get(self, oids: Sequence[str]) -> dict[str, Value]:
         """GET scalars; an OID the device lacks maps to None."""
-        target = await self._transport()
-        try:
-            err_ind, err_status, err_index, var_binds = await get_cmd(
-                self._engine, self._auth, target, self._context,
-                *(ObjectType(ObjectIdentity(oid)) for oid in oids), lookupMib=False,
-            )
-        except DECODE_ERRORS as exc:
-            raise DeviceProtocolError(f"garbage answer: {type(exc).__name__}: {exc}") from None
-        self._raise_for(err_ind, err_status, err_index)
+        var_binds = await self._transport.request(oids)
         if len(var_binds) != len(oids):
             raise DeviceProtocolError(f"asked for {len(oids)} values, got {len(var_binds)}")
         out: dict[str, Value] = {}
-        for oid, (name, value) in zip(oids, var_binds, strict=True):
-            out[oid] = None if _missing(value) else value
-            if str(name) != oid:
+        for oid, (name, _key, value) in zip(oids, var_binds, strict=True):
+            out[oid] = None if value is MISSING else value
+            if name != oid:
                 raise DeviceProtocolError(f"asked for {oid}, got {name}")
         return out
+
+    async def _next_rows(self, head: list[str], cursors: list[str], reps: int) -> list[Bind]:
+        """The next ``reps`` rows after ``cursors``, ``head`` (non-repeaters) first: one
+        GETBULK, or for SNMPv1 (no GETBULK) one GETNEXT of one row."""
+        if self._udp is None or not self._v1:
+            return await self._transport.request([*head, *cursors], bulk=(len(head), reps))
+        oids = [*head, *cursors]
+        ended: set[int] = set()  # positions of oids that ran off the end of the MIB
+        while True:
+            asking = [i for i in range(len(oids)) if i not in ended]
+            try:
+                got = await self._udp.request([oids[i] for i in asking], next_=True) if asking else []
+            except ErrorStatus as exc:
+                # v1 says the end of the MIB with noSuchName at the column that ran off it.
+                if exc.status != NO_SUCH_NAME or not len(head) < exc.index <= len(asking):
+                    raise
+                ended.add(asking[exc.index - 1])
+                continue
+            if len(got) != len(asking):
+                raise DeviceProtocolError(f"asked for {len(asking)} values, got {len(got)}")
+            answers = dict(zip(asking, got, strict=True))
+            return [answers.get(i) or (oids[i], b"", MISSING) for i in range(len(oids))]
 
     async def walk_columns(self, columns: Sequence[str], *, clock: str | None = None,
                            deadline: float | None = None) -> tuple[Table, Times]:
@@ -168,12 +114,13 @@ class SnmpSession:
         is still going at the deadline stops there and keeps what it read (a problem says
         so): a huge or endless table on a slow device still gives the poll its first rows.
         """
-        target = await self._transport()
         result: Table = {c: {} for c in columns}
         times: Times = {c: {} for c in columns}
         cursor: dict[str, str | None] = {c: c for c in columns}  # column -> last OID seen
-        last: dict[str, tuple[int, ...]] = {}
+        prefixes = {c: c + "." for c in columns}
+        last: dict[str, Any] = {}
         self.walk_problems = problems = []
+        head = [clock] if clock else []
         # A bound: every answer moves each active column on by a row or ends it, and no
         # column is read past MAX_ROWS, so a walk is at most MAX_ROWS + 1 round trips.
         for _ in range(MAX_ROWS + 1):
@@ -185,17 +132,8 @@ class SnmpSession:
                 problems.append(f"walk stopped after {rows} rows: the poll's time budget ran out")
                 return result, times
             reps = max(1, min(self.device.max_repetitions, (MAX_VARBINDS - 1) // len(active)))
-            head = [ObjectType(ObjectIdentity(clock))] if clock else []
             try:
-                err_ind, err_status, err_index, var_binds = await bulk_cmd(
-                    self._engine, self._auth, target, self._context, len(head), reps,
-                    *head, *(ObjectType(ObjectIdentity(cursor[c])) for c in active), lookupMib=False,
-                )
-            except DECODE_ERRORS as exc:
-                raise DeviceProtocolError(f"garbage answer: {type(exc).__name__}: {exc}") from None
-            arrived = time.monotonic()
-            try:
-                self._raise_for(err_ind, err_status, err_index)
+                var_binds = await self._next_rows(head, [cursor[c] or c for c in active], reps)
             except DeviceTimeout as exc:
                 if not any(result.values()):
                     raise
@@ -204,24 +142,25 @@ class SnmpSession:
                 rows = max(len(v) for v in result.values())
                 problems.append(f"walk stopped after {rows} rows: {exc}")
                 return result, times
+            arrived = time.monotonic()
             if clock:
-                if not var_binds or str(var_binds[0][0]) != f"{clock}.0":
+                if not var_binds or var_binds[0][0] != f"{clock}.0":
                     raise DeviceProtocolError(f"no {clock}.0 at the head of the GETBULK answer")
-                arrived = _ticks(var_binds[0][1], clock) / 100
+                arrived = _ticks(var_binds[0][2], clock) / 100
                 var_binds = var_binds[1:]
             if not var_binds:
                 raise DeviceProtocolError("empty GETBULK answer")
-            progressed = {c: False for c in active}
-            for i, (name, value) in enumerate(var_binds):
-                column = active[i % len(active)]
+            progressed = dict.fromkeys(active, False)
+            n_active = len(active)
+            for i, (oid, key, value) in enumerate(var_binds):
+                column = active[i % n_active]
                 if cursor[column] is None:
                     continue
-                oid = str(name)
-                prefix = column + "."
-                if _missing(value) or not oid.startswith(prefix):
+                prefix = prefixes[column]
+                if value is MISSING or not oid.startswith(prefix):
                     cursor[column] = None
                     continue
-                if name.asTuple() <= last.get(column, ()):
+                if column in last and key <= last[column]:
                     problems.append(f"walk of {column}: OID {_short(oid)} does not increase; read "
                                     f"{len(result[column])} rows and stopped")
                     cursor[column] = None
@@ -230,9 +169,10 @@ class SnmpSession:
                     problems.append(f"walk of {column}: more than {MAX_ROWS} rows; read the first {MAX_ROWS}")
                     cursor[column] = None
                     continue
-                last[column] = name.asTuple()
-                result[column][oid[len(prefix):]] = value
-                times[column][oid[len(prefix):]] = arrived
+                last[column] = key
+                index = oid[len(prefix):]
+                result[column][index] = value
+                times[column][index] = arrived
                 cursor[column] = oid
                 progressed[column] = True
             for c, moved in progressed.items():
@@ -243,8 +183,8 @@ class SnmpSession:
 
 def _ticks(value: Value, what: str) -> int:
     """A TimeTicks value from the device (sysUpTime), or DeviceProtocolError."""
-    if isinstance(value, _INTEGERS) and 0 <= int(value) < 2**32:
-        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32:
+        return value
     raise DeviceProtocolError(f"{what}.0 is {type(value).__name__}, not TimeTicks")
 
 
@@ -253,7 +193,8 @@ def _short(oid: str) -> str:
 
 
 class Engines:
-    """One SnmpEngine for every v1/v2c device, and one more per distinct SNMPv3 credential.
+    """The v1/v2c engine (``default``: one UDP socket for every such device), and for
+    SNMPv3 one pysnmp engine per distinct credential, built on first use.
 
     pysnmp keeps one set of keys per v3 user name in an engine: two devices whose user is
     called ``mon`` but whose keys differ would share the first one's keys, and the second
@@ -261,42 +202,30 @@ class Engines:
     """
 
     def __init__(self) -> None:
-        self.default = new_engine()
+        self.default = UdpEngine()
         self._v3: dict[tuple[str | None, ...], SnmpEngine] = {}
 
-    def for_auth(self, auth: SnmpAuth) -> SnmpEngine:
+    def for_auth(self, auth: SnmpAuth) -> UdpEngine | SnmpEngine:
         if auth.version != "3":
             return self.default
         key = (auth.user, auth.auth_protocol, _secret(auth.auth_key), auth.priv_protocol, _secret(auth.priv_key))
         if key not in self._v3:
-            # The first v3 credential can use the default engine: no other user name clashes there.
-            self._v3[key] = self.default if not self._v3 else new_engine()
+            from wardwatch.agent.snmp.v3 import new_engine
+
+            self._v3[key] = new_engine()
         return self._v3[key]
 
     def close(self) -> None:
-        for engine in {id(e): e for e in (self.default, *self._v3.values())}.values():
-            close_engine(engine)
+        self.default.close()
+        if self._v3:
+            from wardwatch.agent.snmp.v3 import close_engine
+
+            for engine in self._v3.values():
+                close_engine(engine)
 
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def new_engine() -> SnmpEngine:
-    """Build an engine; reuse it for every device and close it at shutdown.
-
-    pysnmp loads its MIB view on the first request, which holds the event loop for ~0.6 s
-    and would delay every poll in flight; so it is loaded here, before any polling."""
-    engine = SnmpEngine()
-    CommandGeneratorVarBinds().make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_UPTIME_OID)),))
-    return engine
-
-
-def close_engine(engine: SnmpEngine) -> None:
-    try:
-        engine.close_dispatcher()
-    except (PySnmpError, RuntimeError) as exc:  # closing twice, or a loop already gone
-        log.debug("closing the SNMP engine: %s", exc)
-
-
-__all__ = ["DeviceError", "Engines", "SnmpSession", "close_engine", "new_engine"]
+__all__ = ["DeviceError", "Engines", "SnmpSession"]

@@ -20,6 +20,7 @@ from wardwatch.agent.core.errors import DeviceError
 from wardwatch.agent.core.text import progress_bar
 from wardwatch.agent.snmp.client import Engines, SnmpSession
 from wardwatch.agent.snmp.device import SYS_NAME, SnmpState, identify
+from wardwatch.agent.snmp.evaluate import to_bytes
 from wardwatch.agent.snmp.profiles import Catalog
 
 MAX_ADDRESSES = 65_536  # a /16: a bound on one sweep
@@ -61,7 +62,7 @@ async def probe(host: str, *, cfg: AgentConfig, auths: list[str], engines: Engin
             sys_name = (await session.get([SYS_NAME]))[SYS_NAME]
         except DeviceError:
             continue
-        text = bytes(sys_name.asOctets()).decode("utf-8", "replace").strip() if sys_name is not None else ""
+        text = to_bytes(sys_name).decode("utf-8", "replace").strip() if sys_name is not None else ""
         return Found(host=host, auth=name, sys_name=text, sys_object_id=state.sys_object_id, profile=profile.name,
                      vendor=profile.vendor, kind=profile.kind or "switch")
     return None
