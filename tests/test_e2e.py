@@ -99,12 +99,15 @@ def test_dead_switch_goes_down_while_the_other_keeps_reporting(fleet: Fleet, inf
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
-    """(panel title, InfluxQL) for every query of every dashboard, with Grafana's macros
-    filled in as Grafana would for 'the last hour, all wards'."""
+    """(panel title, InfluxQL) for every query of ward-overview.json, with Grafana's macros
+    filled in as Grafana would for 'the last hour, all wards'. (Every dashboard, with the
+    series this pipeline does not write, such as alerts: tests/test_grafana.py.)"""
     out = []
-    for path in sorted(DASHBOARDS.glob("*.json")):
+    for path in [DASHBOARDS / "ward-overview.json"]:
         dash = json.loads(path.read_text())
         for var in dash["templating"]["list"]:
+            if var["type"] == "datasource":  # Grafana's data source picker: no query
+                continue
             out.append((f"{path.name}: variable {var['name']}", var["query"]))
         for panel in dash["panels"]:
             for target in panel.get("targets", []):  # rows have none
