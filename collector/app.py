@@ -38,24 +38,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from aiohttp import web
 
 from wardwatch import wire
 from wardwatch.collector import lineproto, presence, seqlog
 from wardwatch.collector.config import CollectorConfig
+from wardwatch.collector.http import start_http
 from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
 from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker, iso
 from wardwatch.collector.source import MqttSource, Received, StartupError
 from wardwatch.collector.spool import Spool, SpoolError
 from wardwatch.collector.store import GaveUp, Store
 from wardwatch.collector.stored import StoredMarks
+
+if TYPE_CHECKING:
+    from wardwatch.collector.alerts.service import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,11 @@ class Collector:
         self.queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=2 * cfg.mqtt.receive_maximum)
         self._store: Store | None = None
         self._source: MqttSource | None = None
+        self.alerts: AlertService | None = None
+        if cfg.alerts is not None:  # the alert engine runs here (docs/alerts.md)
+            from wardwatch.collector.alerts.service import AlertService
+
+            self.alerts = AlertService(cfg, client_id=client_id, write=self._alert_write, stop=self.stop)
 
     @property
     def store(self) -> Store:
@@ -140,6 +148,13 @@ class Collector:
                 raise StartupError(str(exc)) from None
             if self.spool.points:
                 log.info("spool %s holds %d points from before; writing them back", self.spool.path, self.spool.points)
+            if self.alerts is not None:
+                from wardwatch.collector.alerts.store import StoreError
+
+                try:
+                    await asyncio.to_thread(self.alerts.open)
+                except StoreError as exc:
+                    raise StartupError(f"alerts.state: {exc}") from None
             runner = await self._start_http()
             try:
                 self._source = MqttSource(
@@ -164,6 +179,8 @@ class Collector:
                         tg.create_task(self._self_metrics(), name="self-metrics")
                         tg.create_task(self.store.drain_spool(), name="drain-spool")
                         tg.create_task(self._reconcile(), name="reconcile")
+                        if self.alerts is not None:
+                            tg.create_task(self.alerts.run(), name="alerts")
                 finally:
                     await self.source.close()
             finally:
@@ -447,42 +464,19 @@ class Collector:
             "agents": self.seq.as_json(),
             "ledger": {agent: a.as_json() for agent, a in sorted(self.ledger.items())},
             "ledger_time": iso(self.ledger_time),
+            **({"alerts": self.alerts.health()} if self.alerts is not None else {}),
         }
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response(self.health())
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        token = self.cfg.http.token
-        if token is not None:
-            given = request.headers.get("Authorization", "")
-            expected = f"Bearer {token.get_secret_value()}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return web.json_response(
-                    {"error": "missing or wrong bearer token"},
-                    status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="wardwatch"'},
-                )
-        response: web.StreamResponse = await handler(request)
-        return response
-
     async def _start_http(self) -> web.AppRunner:
-        app = web.Application(middlewares=[self._auth])
-        app.router.add_get("/healthz", self._healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        hcfg = self.cfg.http
-        site = web.TCPSite(runner, hcfg.host, hcfg.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise StartupError(f"http: cannot listen on {hcfg.host}:{hcfg.port}: {exc.strerror or exc}") from None
-        log.info(
-            "http: serving /healthz on http://%s:%d%s", hcfg.host, hcfg.port, " (token required)" if hcfg.token else ""
-        )
-        return runner
+        routes: list[web.RouteDef] = []
+        if self.alerts is not None:
+            from wardwatch.collector.alerts import api
+
+            routes = api.routes(self.alerts)
+        return await start_http(self.cfg.http, health=self.health, routes=routes)
+
+    async def _alert_write(self, lines: list[bytes]) -> bool:
+        return await self.store.try_write(lines, "alert history")
 
 
 async def run(cfg: CollectorConfig, *, client_id: str) -> None:

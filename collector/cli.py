@@ -1,6 +1,7 @@
 """``wardwatch-collector``: the collector's command line.
 
     wardwatch-collector run -c FILE [--log-level LEVEL]
+    wardwatch-collector alerts -c FILE [--log-level LEVEL]
     wardwatch-collector report uptime|coverage|capacity -c FILE --from TIME --to TIME [--ward W ...]
         [--format table|csv|json|html] [--tz ZONE] [--out FILE [--out-dir DIR]]
         [--step S] [--clients-threshold N] [--util-threshold PCT] [--what-if cameras=N,bitrate=KBPS]
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the collector until SIGINT/SIGTERM")
     run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")
+    alerts = sub.add_parser("alerts", parents=[common], help="run the alert engine alone (docs/alerts.md)",
+                            description="The alert engine without the readings path: its own subscription to "
+                            "alerts.wards, notifications, the alert API. Needs an alerts: section.")
+    alerts.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")
     rep = sub.add_parser(
         "report",
         parents=[common],
@@ -103,22 +108,33 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "INFO"), format=LOG_FORMAT, stream=sys.stderr)
-    if args.command == "run":
-        return _run(args.config)
+    if args.command in ("run", "alerts"):
+        return _run(args.config, alone=args.command == "alerts")
     if args.command == "report":
         return _report(args)
     return 2  # unreachable: argparse requires a known command
 
 
-def _run(config_path: Path) -> int:
+def _run(config_path: Path, *, alone: bool = False) -> int:
     try:
         cfg = load_config(config_path)
+        if alone and cfg.alerts is None:
+            raise ConfigError("alerts: the section is missing; the alert engine needs it (docs/alerts.md)")
+        if cfg.alerts is not None:
+            from wardwatch.collector.alerts.rules import load_rules
+
+            load_rules(cfg.alerts.rules)  # a bad rule file is a bad config: exit 2, naming the key
     except ConfigError as exc:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return 2
     client_id = cfg.mqtt.client_id or default_client_id(config_path)
     try:
-        asyncio.run(app.run(cfg, client_id=client_id))
+        if alone:
+            from wardwatch.collector.alerts.service import run_alone
+
+            asyncio.run(run_alone(cfg, client_id=client_id))
+        else:
+            asyncio.run(app.run(cfg, client_id=client_id))
     except app.StartupError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

@@ -131,7 +131,9 @@ class ZaloChannel(_Channel):
     type: Literal["zalo"]
     token: SecretStr = Field(description="the Zalo bot token; ${ENV} or token_file")
     chat_id: str = Field(min_length=1, max_length=128, description="the chat (user or group) id")
-    base_url: str = Field("https://bot-api.zapps.me", pattern=_URL, description="the Zalo Bot API's base URL")
+    base_url: str = Field(
+        "https://bot-api.zaloplatforms.com", pattern=_URL, description="the Zalo Bot Platform API's base URL"
+    )
 
 
 class EmailChannel(_Channel):
