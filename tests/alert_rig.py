@@ -23,6 +23,7 @@ cam-pho        hook, tg, zalo                           a camera offline; the ch
 cam-an         failhook (HTTP 500), mail                a failing channel beside a working one
 cua-dai        hook; escalate after ESCALATE_AFTER      escalation and acknowledgement
                to esc
+cam-chau       hook, zalo                               a dead switch: its long notice on Zalo
 every other    hook                                     the rest
 =============  ======================================  ==========================================
 
@@ -418,6 +419,7 @@ class AlertRig:
                 {"match": {"ward": "cam-an"}, "channels": ["failhook", "mail"], "group_wait": f"{GROUP_WAIT:g}s"},
                 {"match": {"ward": "cua-dai"}, "channels": ["hook"], "group_wait": f"{GROUP_WAIT:g}s",
                  "escalate": {"after": f"{ESCALATE_AFTER:g}s", "channels": ["esc"]}},
+                {"match": {"ward": "cam-chau"}, "channels": ["hook", "zalo"], "group_wait": f"{GROUP_WAIT:g}s"},
                 {"match": {}, "channels": ["hook"], "group_wait": f"{GROUP_WAIT:g}s"},
             ],
             # Starts every minute and lasts two: on for as long as the rig lives. DTSTART is

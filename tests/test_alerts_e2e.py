@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -33,6 +35,7 @@ from tests.alert_rig import (
     LIVE_LAG,
     TARGET,
     TELEGRAM_LIMIT,
+    TZ,
     WARD_NAMES,
     ZALO_LIMIT,
     Alerted,
@@ -99,6 +102,10 @@ class TestOneCollector:
             text = msgs[0]["text"]
             assert "cam-01" in text and "Cẩm Phô" in text and len(text) <= limit, text
         assert tg[0]["chat_id"] == "-1001234567890" and zalo[0]["chat_id"] == "zalo-ky-thuat"
+        # Times as staff read them: in the deployment's zone (14:05 02/12/2026), not UTC.
+        started = datetime.fromisoformat(first.alert["startsAt"].replace("Z", "+00:00"))
+        local = started.astimezone(ZoneInfo(TZ)).strftime("%H:%M %d/%m/%Y")
+        assert local in tg[0]["text"], (local, tg[0]["text"])
 
         fixed = site.fix_camera("cam-01")
         done = rig.wait_hook("camera_not_ok resolved", 3 * INTERVAL + GROUP_WAIT + 5, ward="cam-pho", status="resolved")
@@ -224,6 +231,9 @@ def test_a_dead_switch_is_one_notice_with_its_13_devices_then_the_one_still_down
         assert extras.get("suppressed_count") == 13, extras
         behind = {(s["device"], s["kind"]) for s in extras["suppressed"]}
         assert behind == {*((c, "camera") for c in site.cameras), *((a, "ap") for a in site.aps)}
+        # The same notice on Zalo: one message naming the switch, within Zalo's 2,000 characters.
+        zalo = rig.receivers.zalo.wait_for_messages(1, timeout=5)
+        assert len(zalo) == 1 and site.switch in zalo[0]["text"] and len(zalo[0]["text"]) <= ZALO_LIMIT, zalo
 
         # The switch comes back with one camera still down: that one alerts within a cycle.
         still_down, *others = list(site.cameras)
