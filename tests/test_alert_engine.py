@@ -146,6 +146,27 @@ def test_a_child_still_down_after_its_parent_recovers_alerts_within_one_cycle() 
     assert [a.device for a in city.sendable()] == ["cam-7"]
 
 
+def test_a_child_poll_begun_before_its_parent_came_back_does_not_alert() -> None:
+    """An AP's poll that started just before its switch answered again fails: that says
+    nothing about the AP, and its next poll (which answers) decides."""
+    city = City()
+    city.advance(20)
+    for dev in city.up:
+        city.up[dev] = False
+    city.advance(90)
+    city.up["sw-a"] = True
+    city.now += 1000
+    city.poll(["sw-a"])
+    city.engine.tick(city.now, city.now / 1000)
+    city.poll(["ap-1"], at=city.now - 500)  # begun 0.5 s before the switch's good poll, still down
+    city.engine.tick(city.now + 1000, city.now / 1000 + 1)
+    assert not city.sendable()
+    for dev in city.up:
+        city.up[dev] = True
+    city.advance(20)
+    assert not city.sendable() and not city.firing()
+
+
 def test_a_flapping_device_is_one_flapping_alert() -> None:
     """Toggled every 20 s for 5 minutes: 15 changes; camera_not_ok (for: 1m) never fires."""
     city = City()

@@ -78,6 +78,8 @@ class _Track:
     bf_seen_ms: int = 0
     bf_since_ms: int | None = None
     bf_fired: bool = False
+    # a reading before this (the parent's first poll back) was taken behind it: not live
+    confirm_from_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -250,7 +252,7 @@ class Engine:
             if t < track.seen_ms:
                 self._backfill(track, fp, active, t)
             return
-        live = now_ms - t <= self.live_lag_ms
+        live = now_ms - t <= self.live_lag_ms and t >= track.confirm_from_ms
         cleared = rule.cleared(fields)
         track.seen_ms, track.fields = t, dict(fields)
         if not live:
@@ -492,10 +494,15 @@ class Engine:
                                                    rule=alert.rule, now=now, tz=self.tz)
                 silenced = "maintenance" if window is not None else None
             if suppressed != alert.suppressed_by:
-                if suppressed is None and alert.fingerprint in self._tracks:
+                track = self._tracks.get(fp)
+                if suppressed is None and track is not None:
                     # What it last said was said behind a dead parent or an absent agent: it is
-                    # notified only once a reading after this confirms it (within one poll).
+                    # notified only once a reading taken after the parent was seen again
+                    # confirms it (within one poll).
                     alert.live = False
+                    was = alert.suppressed_by or ""
+                    if was.startswith("device:"):
+                        track.confirm_from_ms = self._seen.get((alert.ward, was.removeprefix("device:")), 0)
                 alert.suppressed_by = suppressed
                 self._dirty.add(fp)
                 if suppressed is not None and alert.state == "firing":
