@@ -470,9 +470,10 @@ class Collector:
     async def _start_http(self) -> web.AppRunner:
         routes: list[web.RouteDef] = []
         if self.alerts is not None:
+            from wardwatch.collector import web as dashboard
             from wardwatch.collector.alerts import api
 
-            routes = api.routes(self.alerts)
+            routes = [*api.routes(self.alerts), *dashboard.attach(self.alerts, influx=self.store.influx)]
         return await start_http(self.cfg.http, health=self.health, routes=routes)
 
     async def _alert_write(self, lines: list[bytes]) -> bool:

@@ -410,8 +410,11 @@ async def run_alone(cfg: CollectorConfig, *, client_id: str) -> None:
             await asyncio.to_thread(service.open)
         except StoreError as exc:
             raise StartupError(f"alerts.state: {exc}") from None
+        from wardwatch.collector import web as dashboard
+
+        routes = [*api.routes(service), *dashboard.attach(service, influx=influx)]
         runner = await http.start_http(cfg.http, health=lambda: {"status": "ok", "alerts": service.health()},
-                                       routes=api.routes(service))
+                                       routes=routes)
         try:
             await service.run()
         finally:
