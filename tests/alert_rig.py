@@ -522,9 +522,11 @@ class AlertRig:
 
     def wait_hook(self, what: str, timeout: float, count: int = 1, **labels: str) -> list[Alerted]:
         """Wait until the webhook holds at least ``count`` alerts matching ``labels``."""
-        got: list[Alerted] = wait_for(lambda: (a := self.hook(**labels)) and len(a) >= count and a,
-                                      timeout=timeout, interval=0.1, what=lambda: self.explain(what))
-        return got
+        def enough() -> list[Alerted]:
+            found = self.hook(**labels)
+            return found if len(found) >= count else []
+
+        return wait_for(enough, timeout=timeout, interval=0.1, what=lambda: self.explain(what))
 
     def explain(self, what: str) -> str:
         """What a failed wait was for, with what the receivers hold and the logs."""
