@@ -36,7 +36,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from wardwatch import wire
-from wardwatch.collector.alerts import maintenance
+from wardwatch.collector.alerts import maintenance, reasons
 from wardwatch.collector.alerts.config import MaintenanceWindow
 from wardwatch.collector.alerts.model import Alert, Behind, Silence, fingerprint
 from wardwatch.collector.alerts.rules import AgentOfflineRule, FlappingRule, Rule, ThresholdRule, Value
@@ -557,11 +557,13 @@ class Engine:
         values["value"] = _fmt(value) if value is not None else ""
         values.update(self._context(alert))
         alert.feed = self.topology.feed_text(alert.ward, alert.device)
-        alert.summary = {lang: _format(getattr(track.rule.summary, lang), values) for lang in ("vi", "en")}
+        alert.summary = {lang: _format(getattr(track.rule.summary, lang), {**values, **_said(alert, lang)})
+                         for lang in ("vi", "en")}
 
     def _render_fixed(self, alert: Alert, rule: Rule, extra: dict[str, str]) -> None:
         values = {**self._context(alert), **extra}
-        alert.summary = {lang: _format(getattr(rule.summary, lang), values) for lang in ("vi", "en")}
+        alert.summary = {lang: _format(getattr(rule.summary, lang), {**values, **_said(alert, lang)})
+                         for lang in ("vi", "en")}
 
     def _context(self, alert: Alert) -> dict[str, str]:
         labels = alert.labels
@@ -580,6 +582,11 @@ class Engine:
         snapshot = replace(alert, labels=dict(alert.labels), summary=dict(alert.summary), behind=list(alert.behind))
         self._transitions.append(Transition(snapshot, state, t, backfill))
         self._dirty.add(alert.fingerprint)
+
+
+def _said(alert: Alert, language: str) -> dict[str, str]:
+    """The reason in words, in the summary's language."""
+    return {"reason": reasons.words(alert.reason, language) if alert.reason else "?"}
 
 
 def _fmt(value: object) -> str:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from wardwatch.collector.alerts import reasons
 from wardwatch.collector.alerts.model import Alert, Notice, NoticeAlert
 
 _SEVERITY_RANK: Final = {"critical": 0, "warning": 1, "info": 2}
@@ -182,9 +183,15 @@ def behind_counts(alert: Alert, lang: str) -> str:
     return ", ".join(f"{n} {name(kind, n)}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _reason(code: str, lang: str) -> str:
+    """The reason in words with its code beside, for the technician who greps logs."""
+    said = reasons.words(code, lang)
+    return code if said == code else f"{said} ({code})"
+
+
 def reason_shown(alert: Alert, lang: str) -> str:
     """The reason, unless the summary already says it."""
-    reason = " ".join(alert.reason.split())
+    reason = reasons.words(" ".join(alert.reason.split()), lang)
     return "" if not reason or reason in summary(alert, lang) else reason
 
 
@@ -320,7 +327,7 @@ def description(na: NoticeAlert, notice: Notice) -> str:
     parts = [t["since"].format(t=local_time(a.started_ms, notice.timezone, with_zone=True, lang=lang))]
     reason = " ".join(a.reason.split())
     if reason:
-        parts.append(t["reason"].format(r=reason))
+        parts.append(t["reason"].format(r=_reason(reason, lang)))
     if a.feed:
         parts.append(t["feed"].format(f=a.feed))
     if a.behind:
@@ -348,7 +355,8 @@ def email_body(notice: Notice) -> str:
         if na.status == "resolved" and a.ended_ms is not None:
             rows.append((t["e_ended"], local_time(a.ended_ms, tz, with_zone=True, lang=lang)))
         if a.reason:
-            rows.append((t["e_reason"], " ".join(a.reason.split())))
+            code = " ".join(a.reason.split())
+            rows.append((t["e_reason"], _reason(code, lang)))
         if a.feed:
             rows.append((t["e_feed"], a.feed))
         for label, value in rows:
