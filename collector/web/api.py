@@ -302,10 +302,11 @@ class Api:
     async def _series(self, kind: str, ward: str, device: str, *, start_ms: int, end_ms: int, step: int,
                       port: str | None) -> dict[str, Any]:  # fmt: skip
         where = f"ward = '{ward}' AND device = '{device}' AND time >= {start_ms}ms AND time < {end_ms}ms"
-        by = f"GROUP BY time({step}s) fill(null)"
+        by = f"GROUP BY time({step}s)"
         out: dict[str, Any] = {}
         series: dict[str, dict[str, Any]] = {}
-        stmts = [f"SELECT mean(rtt_ms) AS rtt_ms, mean(loss_pct) AS loss_pct FROM device_status WHERE {where} {by}"]
+        stmts = [f"SELECT mean(rtt_ms) AS rtt_ms, mean(loss_pct) AS loss_pct FROM device_status "
+                 f"WHERE {where} {by} fill(null)"]
         if kind == "switch":
             recent = f"ward = '{ward}' AND device = '{device}' AND time > now() - 1h"
             busy = await self.influx.query(
@@ -321,14 +322,14 @@ class Api:
             if chosen:
                 which = " OR ".join(f"if_name = '{_q(p)}'" for p in chosen)
                 stmts.append(f"SELECT mean(in_bps) AS in_bps, mean(out_bps) AS out_bps FROM if_traffic "
-                             f"WHERE {where} AND ({which}) {by}, if_name")
+                             f"WHERE {where} AND ({which}) {by}, if_name fill(null)")
         elif kind == "ap":
             stmts.append(f"SELECT mean(clients) AS clients, mean(util_pct) AS util_pct FROM wifi_radio "
-                         f"WHERE {where} {by}, radio")
+                         f"WHERE {where} {by}, radio fill(null)")
         elif kind == "camera":
             stmts.append(f"SELECT mean(clock_skew_s) AS clock_skew_s, mean(bitrate_kbps) AS bitrate_kbps "
-                         f"FROM camera_health WHERE {where} {by}")
-            stmts.append(f"SELECT min(ok) AS ok, online, reason FROM camera_health WHERE {where} {by}")
+                         f"FROM camera_health WHERE {where} {by} fill(null)")
+            stmts.append(f"SELECT min(ok) AS ok, online, reason FROM camera_health WHERE {where} {by} fill(null)")
         results = await self.influx.query(";".join(stmts), epoch="ms")
         units = {"rtt_ms": ("ms", "RTT"), "loss_pct": ("%", "loss"), "in_bps": ("bps", "in"),
                  "out_bps": ("bps", "out"), "clients": ("clients", "clients"), "util_pct": ("%", "util"),

@@ -34,8 +34,9 @@ OLDEST_YEAR: Final = 2000
 
 
 def month_period(text: str, tz: Any, *, now: datetime | None = None) -> Period:
-    """``YYYY-MM`` as [first day 00:00, next month's first day 00:00) local time; ValueError
-    for a malformed month or one that has not begun."""
+    """``YYYY-MM`` as [first day 00:00, next month's first day 00:00) local time, cut at
+    now (the next whole minute) for the month under way: the month so far, not empty steps
+    to come. ValueError for a malformed month or one that has not begun."""
     m = MONTH_RE.match(text)
     if m is None:
         raise ValueError("month: YYYY-MM, e.g. 2026-11")
@@ -44,9 +45,11 @@ def month_period(text: str, tz: Any, *, now: datetime | None = None) -> Period:
         raise ValueError(f"month: {text!r} is not a month")
     start = datetime(year, month, 1, tzinfo=tz)
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)
-    if start > (now or datetime.now(tz)):
+    now = now or datetime.now(tz)
+    if start > now:
         raise ValueError(f"month: {text} has not begun")
-    return Period(start_ms=int(start.timestamp() * 1000), end_ms=int(end.timestamp() * 1000), tz=tz)
+    end_ms = min(int(end.timestamp() * 1000), (int(now.timestamp()) // 60 + 1) * 60_000)
+    return Period(start_ms=int(start.timestamp() * 1000), end_ms=end_ms, tz=tz)
 
 
 def _options(kind: str) -> dict[str, Any]:
