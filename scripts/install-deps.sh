@@ -22,6 +22,8 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 [ -d /usr/share/fonts/truetype/noto ] || need_pkgs+=(fonts-noto-core)
 [ -d /usr/share/fonts/truetype/dejavu ] || need_pkgs+=(fonts-dejavu-core)
+# The dashboard's monospace text (issue 11 asks for both DejaVu and Noto Mono).
+[ -f /usr/share/fonts/truetype/noto/NotoSansMono-Regular.ttf ] || need_pkgs+=(fonts-noto-mono)
 # `make bench` also wants Prometheus' snmp_exporter as a baseline (bench/snmp_poll.py).
 if [ "${WITH_BENCH:-0}" = 1 ]; then
     command -v prometheus-snmp-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-snmp-exporter)

@@ -290,7 +290,6 @@ def test_the_city_on_one_screen_live_in_both_languages(rig: WebRig, browser: Bro
         assert "1/1" in busy.locator('[data-f="count-switch"]').inner_text()
         wait_for(lambda: page.locator("#uptime-24h").inner_text() not in ("\u2013", ""), timeout=70, interval=0.5,
                  what="the city's 24 h uptime")
-        shoot(page, "overview")
 
         # 3. a ward, then a device, and a chart drawn with data
         busy.click()
@@ -366,6 +365,7 @@ def test_the_city_on_one_screen_live_in_both_languages(rig: WebRig, browser: Bro
             changed: int = p.evaluate("() => window.__changed")
             assert p.evaluate("() => window.__sameLoad") is True  # no reload
             assert changed - seen["ms"] < LIVE_WITHIN * 1000, (changed - seen["ms"], p.url)
+            print(f"{p.url}: shown {changed - seen['ms']} ms after the collector's state (polled every 50 ms)")
         assert "st-degraded" in (overview.locator(f'.tile[data-ward="{BROKEN}"]').get_attribute("class") or "")
         assert "1/2" in overview.locator(f'.tile[data-ward="{BROKEN}"] [data-f="count-camera"]').inner_text()
         head = device.locator("#device-head")
@@ -417,6 +417,8 @@ def test_the_city_on_one_screen_live_in_both_languages(rig: WebRig, browser: Bro
         page.click('.lang-btn[data-lang="vi"]')
         page.wait_for_function("() => document.documentElement.lang === 'vi'", timeout=10_000)
         assert page.locator('nav a[href="/"]').inner_text() == "Toàn thành phố"
+        page.wait_for_selector("#live.live-live", timeout=10_000)
+        shoot(page, "overview")  # with Minh An's camera still broken
 
         assert not g.foreign, f"the dashboard fetched from elsewhere: {sorted(g.foreign)}"
     finally:

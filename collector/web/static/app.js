@@ -7,7 +7,7 @@
  * by itself (and this script starts a new one if the browser gave up).
  *
  * Every visible string comes from the strings the server embedded (i18n.STRINGS in the
- * page's language), through t("key"). No external request: only this server's own files.
+ * page's language), through t(key). No external request: only this server's own files.
  */
 (function () {
   "use strict";
