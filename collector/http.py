@@ -47,6 +47,16 @@ def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
+HEALTH_OPEN: Final = frozenset({"status", "mqtt_connected", "mqtt_subscribed", "influx_ok"})
+
+
+def _authed(a: web_auth.Auth, request: web.Request) -> bool:
+    bearer = request.headers.get("Authorization")
+    if bearer is not None:
+        return a.bearer_ok(bearer)
+    return a.session(request.cookies.get(web_auth.COOKIE, "")) is not None
+
+
 def _unauthorized(message: str) -> web.Response:
     return web.json_response({"error": message}, status=401, headers={"WWW-Authenticate": 'Bearer realm="wardwatch"'})
 
@@ -87,10 +97,16 @@ def make_app(hcfg: HttpSection, *, health: Callable[[], dict[str, Any]], routes:
              ) -> web.Application:  # fmt: skip
     """The application: the auth middleware, ``/healthz``, ``/login``, ``/logout``, ``routes``."""
 
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response(health())
-
     a = web_auth.Auth(hcfg)
+
+    async def healthz(request: web.Request) -> web.Response:
+        """Open, for load balancers and systemd: the status only. With the token (bearer or
+        a session), every counter too: agent names and the ledger are not for anyone."""
+        doc = health()
+        if a.required and not _authed(a, request):
+            doc = {k: v for k, v in doc.items() if k in HEALTH_OPEN}
+        return web.json_response(doc)
+
     app = web.Application(middlewares=[_auth(a)])
     app[web_auth.AUTH] = a
     app[STOPPING] = asyncio.Event()
