@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardwatch.agent.camera.onvif import PULLPOINT_NS, BadXml, OnvifClient, Unsupported
+from wardwatch.agent.camera.onvif import BadXml, Unsupported
+from wardwatch.agent.camera.soap import SoapClient
 from wardwatch.agent.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from wardwatch.agent.core.text import MAX_EVENT, MAX_FIELD, MAX_TAG, clean
 
@@ -148,7 +149,7 @@ class EventCounts:
 class PullPoint:
     """One camera's PullPoint subscription."""
 
-    def __init__(self, client: OnvifClient, *, lifetime_s: float, pull_wait_s: float) -> None:
+    def __init__(self, client: SoapClient, *, lifetime_s: float, pull_wait_s: float) -> None:
         self.client = client
         self.lifetime_s = lifetime_s
         self.pull_wait_s = pull_wait_s
@@ -167,8 +168,9 @@ class PullPoint:
 
     def _expiry(self, answer: Any) -> None:
         now = time.monotonic()
-        current, term = getattr(answer, "CurrentTime", None), getattr(answer, "TerminationTime", None)
-        if isinstance(current, dt.datetime) and isinstance(term, dt.datetime):
+        current = _when(getattr(answer, "CurrentTime", None))
+        term = _when(getattr(answer, "TerminationTime", None))
+        if current is not None and term is not None:
             try:
                 left = (term - current).total_seconds()
             except TypeError:  # one naive, one aware
@@ -178,51 +180,31 @@ class PullPoint:
             self.expires_at = now + self.lifetime_s
 
     async def start(self) -> None:
-        cam = await self.client.camera()
-        events = await self.client.service("events")
-        answer = await self.client.call(
-            "CreatePullPointSubscription",
-            lambda: events.CreatePullPointSubscription({"InitialTerminationTime": f"PT{int(self.lifetime_s)}S"}),
-        )
+        answer = await self.client.create_pullpoint(f"PT{int(self.lifetime_s)}S")
         ref = getattr(answer, "SubscriptionReference", None)
         addr_obj = getattr(ref, "Address", None)
-        address = getattr(addr_obj, "_value_1", addr_obj)
+        address = getattr(addr_obj, "_value_1", addr_obj) if not isinstance(addr_obj, str) else addr_obj
         if not address:
             raise DeviceProtocolError("CreatePullPointSubscription: no SubscriptionReference/Address")
         if not isinstance(address, str) or len(address) > 2048 or not address.strip().isprintable() \
                 or not address.strip().lower().startswith(("http://", "https://")):
             raise DeviceProtocolError("CreatePullPointSubscription: the subscription's Address is not an http URL")
-        cam.xaddrs[PULLPOINT_NS] = cam.rewrite_url(str(address).strip())
-        # The library binds the pullpoint and subscription services to that address.
-        await self.client.call("pullpoint service", lambda: cam.create_pullpoint_service())
-        await self.client.call("subscription service",
-                               lambda: cam.create_subscription_service("PullPointSubscription"))
         self.address = str(address).strip()
         self.created += 1
         self._expiry(answer)
         log.debug("camera %s: subscribed at %s", self.client.host, self.address)
 
     async def renew(self) -> None:
-        cam = await self.client.camera()
-        sub = await self.client.call("subscription service",
-                                     lambda: cam.create_subscription_service("PullPointSubscription"))
-        answer = await self.client.call(
-            "Renew", lambda: sub.Renew({"TerminationTime": f"PT{int(self.lifetime_s)}S"})
-        )
+        assert self.address is not None
+        answer = await self.client.renew(self.address, f"PT{int(self.lifetime_s)}S")
         self.renewed += 1
         self._expiry(answer)
 
     async def pull(self) -> list[CameraEvent]:
-        cam = await self.client.camera()
-        pp = await self.client.call("pullpoint service", lambda: cam.create_pullpoint_service())
-        wait = dt.timedelta(seconds=self.pull_wait_s)
-        answer = await self.client.call(
-            "PullMessages", lambda: pp.PullMessages({"Timeout": wait, "MessageLimit": MESSAGE_LIMIT})
-        )
+        assert self.address is not None
+        answer = await self.client.pull_messages(self.address, f"PT{self.pull_wait_s:g}S", MESSAGE_LIMIT)
         self._expiry(answer)
-        msgs = getattr(answer, "NotificationMessage", None) or []
-        if not isinstance(msgs, list):
-            msgs = [msgs]
+        msgs = answer.all("NotificationMessage")
         if len(msgs) > MESSAGE_LIMIT:  # more than asked for
             self.skipped += len(msgs) - MESSAGE_LIMIT
             msgs = msgs[:MESSAGE_LIMIT]
@@ -283,13 +265,23 @@ class PullPoint:
         return []
 
     async def close(self) -> None:
-        if self.address is None or self.client.cam is None:
+        if self.address is None:
             return
-        self.address = None
+        address, self.address = self.address, None
         try:
-            cam = self.client.cam
-            sub = await self.client.call("subscription service",
-                                         lambda: cam.create_subscription_service("PullPointSubscription"))
-            await self.client.call("Unsubscribe", lambda: sub.Unsubscribe())
+            await self.client.unsubscribe(address)
         except DeviceError as exc:
             log.debug("camera %s: Unsubscribe: %s", self.client.host, exc)
+
+
+def _when(value: Any) -> dt.datetime | None:
+    """An xs:dateTime as the answer gives it (text; a datetime from zeep), or None."""
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return None
+    text = value.strip()
+    try:
+        return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        return None

@@ -238,14 +238,12 @@ class ProfileInfo:
 # Error translation --------------------------------------------------------------------
 
 
-def translate(exc: BaseException, what: str) -> DeviceError | None:
-    """The agent's exception for a library error, or None when ``exc`` is not one."""
-    lib = _lib()
-    if isinstance(exc, AnswerTooLarge):  # raised by _bounded_post, which does not know the operation
-        return AnswerTooLarge(f"{what}: {exc}")
+def http_error(exc: BaseException, what: str) -> DeviceError | None:
+    """The agent's exception for a timeout or an aiohttp error, or None when ``exc`` is none
+    (shared by this client and agent/camera/soap.py)."""
     if isinstance(exc, DeviceError):
         return exc
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | lib.exc.ONVIFTimeoutError):
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return DeviceTimeout(f"{what}: no answer in time")
     if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc.os_error, ConnectionRefusedError):
@@ -259,6 +257,19 @@ def translate(exc: BaseException, what: str) -> DeviceError | None:
         return BadHttp(f"{what}: not a usable HTTP answer: {clean(str(exc.message), limit=120)}")
     if isinstance(exc, aiohttp.ClientError | ConnectionError):
         return DeviceUnreachable(f"{what}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def translate(exc: BaseException, what: str) -> DeviceError | None:
+    """The agent's exception for a library error, or None when ``exc`` is not one."""
+    lib = _lib()
+    if isinstance(exc, AnswerTooLarge):  # raised by _bounded_post, which does not know the operation
+        return AnswerTooLarge(f"{what}: {exc}")
+    if isinstance(exc, lib.exc.ONVIFTimeoutError):
+        return DeviceTimeout(f"{what}: no answer in time")
+    err = http_error(exc, what)
+    if err is not None:
+        return err
     if isinstance(exc, lib.exc.ONVIFAuthError):
         return DeviceAuthError(f"{what}: {exc}")
     if isinstance(exc, lib.zexc.Fault):

@@ -35,7 +35,8 @@ import aiohttp
 
 from wardwatch.agent.camera import rtsp, snapshot
 from wardwatch.agent.camera.events import CLASSES, CameraEvent, EventCounts, PullPoint
-from wardwatch.agent.camera.onvif import DeviceInfo, NoSnapshotUri, OnvifClient, ProfileInfo
+from wardwatch.agent.camera.onvif import DeviceInfo, NoSnapshotUri, ProfileInfo
+from wardwatch.agent.camera.soap import SoapClient
 from wardwatch.agent.camera.state import Facts, FrozenDetector, assess
 from wardwatch.agent.core.config import AgentConfig, CameraOptions, DeviceConfig
 from wardwatch.agent.core.errors import DeviceAuthError, DeviceError, DeviceTimeout, DeviceUnreachable
@@ -108,14 +109,16 @@ def _tls_context(dev: DeviceConfig) -> ssl.SSLContext:
 
 
 class CameraSession:
-    """One camera: its config, credentials, ONVIF client and state."""
+    """One camera: its config, credentials, ONVIF client and state. ``http`` gives the
+    poller's shared HTTP session (the ONVIF calls go over it, agent/camera/soap.py)."""
 
-    def __init__(self, *, device: DeviceConfig, username: str, password: str) -> None:
+    def __init__(self, *, device: DeviceConfig, username: str, password: str,
+                 http: Callable[[], aiohttp.ClientSession]) -> None:
         self.device = device
         self.options: CameraOptions = device.camera
         self.username, self.password = username, password
-        self.client = OnvifClient(host=device.host, port=device.port or DEFAULT_PORT, username=username,
-                                  password=password, time_limit=device.timeout)
+        self.client = SoapClient(host=device.host, port=device.port or DEFAULT_PORT, username=username,
+                                 password=password, time_limit=device.timeout, http=http)
         self.state = CameraState(frozen=FrozenDetector(self.options.frozen_after))
         self.tls = _tls_context(device)  # rtsps and https snapshots
 
@@ -144,7 +147,8 @@ class CameraPoller:
     def session(self, dev: DeviceConfig) -> CameraSession:
         profile = self.cfg.auth[dev.auth].onvif
         assert profile is not None  # config.check() guarantees it
-        cam = CameraSession(device=dev, username=profile.username, password=profile.password.get_secret_value())
+        cam = CameraSession(device=dev, username=profile.username, password=profile.password.get_secret_value(),
+                            http=self.http)
         self._sessions.append(cam)
         return cam
 
