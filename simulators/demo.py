@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -80,12 +81,14 @@ def run(args: argparse.Namespace) -> int:
         cameras, listing = _start_cameras(run_dir, camera_count(seed=args.seed), level)
         services.append(cameras)
         http_port = free_port("tcp")
+        token = secrets.token_urlsafe(18)
         fleet = write_fleet(
             run_dir / "fleet",
             mqtt_port=mqtt.port,
             influx_url=influx.url,
             influx_database=DATABASE,
             http_port=http_port,
+            http_token=token,
             interval=args.interval,
             ap_interval=args.ap_interval,
             camera_interval=args.camera_interval,
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         for child in children:
             child.start()
-        _print_banner(fleet, influx, http_port, services, children, run_dir, str(listing.get("control_url")))
+        _print_banner(fleet, influx, http_port, token, services, children, run_dir, str(listing.get("control_url")))
         return _watch(stop, influx, fleet, services, children, args.duration)
     except ServiceError as exc:
         if stop.is_set():  # Ctrl-C while starting also reaches the services; not a failure
@@ -214,6 +217,7 @@ def _print_banner(
     fleet: Fleet,
     influx: InfluxService,
     http_port: int,
+    token: str,
     services: list[Service],
     children: list[Service],
     run_dir: Path,
@@ -238,6 +242,9 @@ def _print_banner(
         *(f"  {c.name:<22} pid {c.pid}" for c in children),
         "",
         f"InfluxDB     {influx.url}  database {DATABASE}",
+        f"dashboard    http://127.0.0.1:{http_port}/   log in with the token {token}",
+        f"alerts       http://127.0.0.1:{http_port}/alerts, on MQTT wardwatch/v1/alerts/#, "
+        f"API curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{http_port}/api/v1/alerts",
         f"collector    http://127.0.0.1:{http_port}/healthz",
         f"logs         {run_dir / 'logs'}  (services: {run_dir / 'services'})",
         f"configs      {fleet.base_dir / 'agents'}, {fleet.collector_config}",

@@ -161,6 +161,12 @@ def camera_count(*, seed: int = 0, switch_ports: int | None = None) -> int:
     return total
 
 
+def display_name(name: str) -> str:
+    """'Phường Cẩm Phô' -> 'Cẩm Phô': the dashboard's tiles and the alerts' texts."""
+    kind, _, rest = name.partition(" ")
+    return rest if kind in ("Phường", "Xã") and rest else name
+
+
 def write_fleet(
     base_dir: Path,
     *,
@@ -170,6 +176,7 @@ def write_fleet(
     influx_database: str = "wardwatch",
     http_host: str = "127.0.0.1",
     http_port: int = 8080,
+    http_token: str | None = None,
     snmp_host: str = "127.0.0.1",
     snmp_ports: dict[str, int] | None = None,
     switch_ports: int | None = None,
@@ -258,7 +265,12 @@ def write_fleet(
     collector = {
         "mqtt": {"host": mqtt_host, "port": mqtt_port},
         "influx": {"api": "v1", "url": influx_url, "database": influx_database},
-        "http": {"host": http_host, "port": http_port},
+        "http": {"host": http_host, "port": http_port, **({"token": http_token} if http_token else {})},
+        "timezone": "Asia/Ho_Chi_Minh",
+        "wards": {ward: display_name(name) for ward, name, _ports in WARDS},
+        # The alert engine, and with it the web dashboard: notices on the MQTT topic
+        # wardwatch/v1/alerts/{ward}/{severity} (docs/alerts.md).
+        "alerts": {"state": str(base / "alerts.db"), "channels": {"bus": {"type": "mqtt"}}},
     }
     collector_path = base / "collector.yaml"
     _write_yaml(collector_path, collector, "wardwatch-collector config for the demo, written by wardwatch-sim")

@@ -3,12 +3,15 @@ Wi-Fi APs, cameras), every dashboard query has the demo's data, and SIGTERM stop
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,6 +105,22 @@ def test_demo_brings_switches_aps_and_cameras_of_13_wards_into_influxdb_and_stop
 
         wait_for(all_have_data, timeout=45, interval=1.0,
                  what=lambda: f"data for every dashboard query; none for {empty}")
+
+        # The dashboard and the alert engine run in the collector: 13 wards by their names.
+        m = re.search(r"dashboard +http://127\.0\.0\.1:(\d+)/ +log in with the token (\S+)", banner)
+        assert m, banner
+        api = f"http://127.0.0.1:{m.group(1)}/api/v1"
+        headers = {"Authorization": f"Bearer {m.group(2)}"}
+
+        def get(path: str) -> Any:
+            with urllib.request.urlopen(urllib.request.Request(api + path, headers=headers), timeout=5) as resp:
+                return json.loads(resp.read())
+
+        wards = wait_for(lambda: (w := get("/wards")["wards"]) and {x["id"] for x in w} == WARD_IDS and w,
+                         timeout=30, what="the dashboard's 13 wards")
+        names = {x["id"]: x["name"] for x in wards}
+        assert names["cam-pho"] == "Cẩm Phô" and names["cua-dai"] == "Cửa Đại", names
+        assert isinstance(get("/alerts")["alerts"], list)
     finally:
         proc.send_signal(signal.SIGTERM)  # as Ctrl-C would
         try:
