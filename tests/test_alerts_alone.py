@@ -154,8 +154,7 @@ def test_the_engine_alone_notifies_and_writes_history(
 
 def _health(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-            return bool(json.loads(resp.read())["alerts"]["mqtt_connected"])
+        return bool(get(port, "/healthz")["alerts"]["mqtt_connected"])
     except OSError:
         return False
 

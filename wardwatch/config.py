@@ -69,20 +69,26 @@ def format_loc(loc: Iterable[int | str]) -> str:
     return out or "(top level)"
 
 
+def parse_yaml(text: str, where: str, *, top: str = "a mapping of sections") -> dict[str, Any]:
+    """A YAML document whose top level is a mapping; ConfigError naming ``where`` and the line."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML{line}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be {top}")
+    return raw
+
+
 def load(path: Path, model: type[M], check: Callable[[M], list[str]] | None = None) -> M:
     """Read, expand and validate a config file; raise ConfigError with one line."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = parse_yaml(text, str(path))
     raw = _expand(raw, (), base=Path(path).parent, secrets=secret_fields(model))
     try:
         cfg = model.model_validate(raw)

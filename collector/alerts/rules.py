@@ -23,12 +23,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from wardwatch import wire
 from wardwatch.collector.alerts.config import SEVERITIES
-from wardwatch.config import ConfigError, Duration, Strict, _first_error
+from wardwatch.config import ConfigError, Duration, Strict, _first_error, parse_yaml
 
 SHIPPED: Final = "rules.yaml"
 Value = float | str
@@ -215,13 +214,7 @@ def load_rules(path: Path | None) -> list[Rule]:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"alerts.rules: cannot read {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{where}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: the top level must be a mapping with a 'rules:' list")
+    raw = parse_yaml(text, where, top="a mapping with a 'rules:' list")
     try:
         return _ADAPTER.validate_python(raw).rules
     except ValidationError as exc:
