@@ -204,6 +204,8 @@ class Fleet:
                 if dev is None or r.time_ms < dev.health_ms:
                     continue
                 dev.health_ms = r.time_ms
+                if not dev.vendor:  # the camera's brand, as the agent tagged it (the config may not say)
+                    dev.vendor = r.tags.get("vendor", "")
                 ok = r.fields.get("ok")
                 dev.ok = int(ok) if isinstance(ok, (int, float)) else None
                 reason = r.fields.get("reason")
