@@ -78,7 +78,7 @@ STRINGS: Final[dict[str, dict[str, str]]] = {
     },
     "tile.alerts": {"vi": "Cảnh báo", "en": "Alerts"},
     "tile.wifi": {"vi": "Khách Wi-Fi", "en": "Wi-Fi clients"},
-    "tile.wifi_value": {"vi": "{now} (cao nhất {peak})", "en": "{now} (peak {peak})"},
+    "tile.wifi_value": {"vi": "{now} (đỉnh {peak})", "en": "{now} (peak {peak})"},
     "tile.open": {"vi": "Xem phường {name}", "en": "Open ward {name}"},
     # ward
     "ward.title": {"vi": "Phường, xã {name}", "en": "Ward {name}"},
