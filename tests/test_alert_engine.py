@@ -290,3 +290,14 @@ def test_restored_firing_alerts_stay_firing() -> None:
     fresh.advance(20)
     assert fresh.firing() == [alert] and alert.fired_ms is not None
     assert not [t for t in fresh.engine.take_transitions() if t.state == "firing"], "no second firing"
+
+
+def test_a_device_dropped_from_its_agents_inventory_resolves() -> None:
+    city = City()
+    city.advance(20)
+    city.up["cam-9"] = False
+    city.advance(80)
+    [alert] = city.firing()
+    kept = [{"id": d, "kind": k} for d, k in city.kinds.items() if d != "cam-9"]
+    city.engine.observe_inventory(inventory(kept), now_ms=city.now)
+    assert alert.state == "resolved" and alert.reason == "removed"

@@ -150,8 +150,22 @@ class Engine:
         for alert in alerts:
             self.alerts[alert.fingerprint] = alert
 
-    def observe_inventory(self, inv: wire.Inventory) -> None:
+    def observe_inventory(self, inv: wire.Inventory, *, now_ms: int | None = None) -> None:
+        """The agent's devices. An alert of a device its agent no longer polls resolves:
+        nobody will ever say it recovered, and its resolved notice is owed."""
         self.topology.update(inv)
+        kept = {d.id for d in inv.devices}
+        t = now_ms if now_ms is not None else inv.time_ms
+        for fp, alert in list(self.alerts.items()):
+            labels = alert.labels
+            if (labels.get("ward") == inv.ward and labels.get("agent") == inv.agent and labels.get("kind") != "agent"
+                    and alert.device not in kept and alert.state != "resolved"):
+                if alert.state == "pending":
+                    self._drop(fp)
+                    continue
+                alert.state, alert.ended_ms, alert.updated_ms = "resolved", t, t
+                alert.reason = "removed"
+                self._record(alert, "resolved", t)
 
     def observe_status(self, status: wire.Status, *, now_ms: int) -> None:
         agent = self._agent(status.ward, status.agent)

@@ -27,6 +27,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "snmp_timeout": {"vi": "SNMP không phản hồi, ping vẫn được", "en": "SNMP not answering, ping answers"},
     "snmp_auth": {"vi": "SNMP sai thông tin xác thực", "en": "SNMP credentials refused"},
     "internal_error": {"vi": "lỗi nội bộ của trạm", "en": "agent internal error"},
+    "removed": {"vi": "đã bỏ khỏi cấu hình của trạm", "en": "removed from the agent's config"},
 }
 
 

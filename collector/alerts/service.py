@@ -234,7 +234,7 @@ class AlertService:
                     o.forget(ward, agent)
             elif leaf == "inventory":
                 inv = wire.decode_inventory(topic, payload)
-                self.engine.observe_inventory(inv)
+                self.engine.observe_inventory(inv, now_ms=now_ms)
                 for o in self.observers:
                     o.observe_inventory(inv)
         except wire.WireError as exc:
