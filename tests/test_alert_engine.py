@@ -301,3 +301,23 @@ def test_a_device_dropped_from_its_agents_inventory_resolves() -> None:
     kept = [{"id": d, "kind": k} for d, k in city.kinds.items() if d != "cam-9"]
     city.engine.observe_inventory(inventory(kept), now_ms=city.now)
     assert alert.state == "resolved" and alert.reason == "removed"
+
+
+def test_a_controllers_aps_are_alerts_of_their_own() -> None:
+    """A WLC reports every AP's radios: two APs' 2.4 GHz radios are two alerts, not one."""
+    engine = Engine(load_rules(None), wards={WARD: "Cẩm Phô"})
+    engine.observe_inventory(inventory([{"id": "wlc", "kind": "ap"}]))
+
+    def poll(t: int, up: dict[str, int]) -> None:
+        readings = [wire.Reading(device="wlc", kind="ap", measurement="wifi_radio", time_ms=t,
+                                 fields={"up": v, "clients": 3}, tags={"ap": ap, "radio": "2.4GHz"})
+                    for ap, v in up.items()]
+        engine.observe_batch(wire.Batch(schema=1, agent=AGENT, ward=WARD, seq=t, readings=readings), now_ms=t,
+                             wall=t / 1000)
+        engine.tick(t, t / 1000)
+
+    for k in range(20):
+        poll(T0 + k * 10_000, {"ap-lobby": 0, "ap-hall": 1})
+    firing = [a for a in engine.alerts.values() if a.state == "firing"]
+    assert [(a.rule, a.labels["ap"], a.labels["radio"]) for a in firing] == [("ap_radio_down", "ap-lobby", "2.4GHz")]
+    assert "ap-lobby" in firing[0].summary["vi"] and "wlc" in firing[0].summary["en"]

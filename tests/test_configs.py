@@ -97,7 +97,7 @@ def test_the_shipped_rules_load_with_the_names_of_the_contract() -> None:
 
     names = [r.name for r in load_rules(None)]
     assert names == ["device_down", "camera_not_ok", "poe_lost", "agent_offline", "clock_skew",
-                     "uplink_saturated", "ap_clients_high", "if_errors", "outbox_backlog", "flapping"]
+                     "uplink_saturated", "ap_radio_down", "ap_clients_high", "if_errors", "outbox_backlog", "flapping"]
 
 
 @pytest.mark.parametrize(("yaml_text", "error"), [

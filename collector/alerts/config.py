@@ -20,7 +20,7 @@ from wardwatch.config import Duration, Strict
 
 _CHANNEL = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _URL = r"^https?://[^/\s?#@]+(/[^\s?#]*)?$"  # no user:pass@: credentials have their own keys
-LABELS: Final = ("alertname", "ward", "device", "kind", "severity", "agent", "if_name", "radio")
+LABELS: Final = ("alertname", "ward", "device", "kind", "severity", "agent", "if_name", "ap", "radio")
 SEVERITIES: Final = ("critical", "warning", "info")
 
 # A maintenance rrule without DTSTART is anchored here (local time in ``timezone``): its

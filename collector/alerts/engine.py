@@ -240,7 +240,7 @@ class Engine:
         for tag, want in rule.tags.items():
             if r.tags.get(tag) != want:
                 return
-        instance = r.tags.get(rule.per) if rule.per else None
+        instance = {tag: r.tags[tag] for tag in rule.per if r.tags.get(tag)}
         if rule.per and not instance:
             return
         fields = r.fields
@@ -249,8 +249,7 @@ class Engine:
             return  # the reading does not carry the field: it says nothing about this rule
         labels = {"alertname": rule.name, "ward": batch.ward, "device": r.device, "kind": r.kind,
                   "severity": rule.severity, "agent": batch.agent}
-        if rule.per and instance:
-            labels[rule.per] = instance
+        labels.update(instance)
         fp = fingerprint(labels)
         track = self._tracks.get(fp)
         if track is None:
@@ -585,6 +584,7 @@ class Engine:
             **{k: v for k, v in labels.items() if k != "ward"},
             "ward": self.ward_name(labels["ward"]),
             "ward_id": labels["ward"],
+            "ap": labels.get("ap", labels["device"]),  # a stand-alone AP is its own
             "feed": self.topology.feed_text(labels["ward"], labels["device"]) or "?",
             "reason": alert.reason or "?",
         }

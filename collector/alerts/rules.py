@@ -129,6 +129,10 @@ class _Rule(Strict):
     _to_text = field_validator("summary", mode="before")(_text)
 
 
+def _listed(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 class ThresholdRule(_Rule):
     type: Literal["threshold"] = "threshold"
     series: wire.Measurement = Field(description="the InfluxDB measurement the readings are in")
@@ -136,12 +140,18 @@ class ThresholdRule(_Rule):
     when: Condition
     where: dict[str, Condition] = Field(default_factory=dict, max_length=8, description="other fields that must match")
     tags: dict[str, str] = Field(default_factory=dict, max_length=8, description="only readings with these tags")
-    per: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="one alert per value of this tag")
+    per: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] = Field(
+        default_factory=list, max_length=4,
+        description="one alert per value of these tags (e.g. if_name; [ap, radio] for a controller's APs); "
+        "a reading carrying none of them is not this rule's",
+    )
     for_: Duration = Field(0.0, alias="for", ge=0, le=7 * 86400)
     clear: Condition | None = Field(None, description="when the alert clears; not `when` if unset (no hysteresis)")
     clear_for: Duration = Field(0.0, ge=0, le=7 * 86400)
     keep_firing_for: Duration = Field(0.0, ge=0, le=7 * 86400)
     root: bool = Field(False, description="a firing alert suppresses the alerts of every device behind this one")
+
+    _per_list = field_validator("per", mode="before")(_listed)
 
     def active(self, fields: dict[str, Value]) -> bool | None:
         """True when the reading meets ``when`` and ``where``; None when it lacks the field."""
