@@ -11,8 +11,9 @@ shapes, read here straight into Python values:
 
 Anything else (an unknown tag, a length past the end, an indefinite length, a message
 that is no Response) raises :class:`BerError`. The varbinds' names come back as the dotted
-string with, beside it, the encoded bytes: for canonical BER, byte order is OID order, so
-a walk compares those without decoding.
+string with, beside it, the arcs as a tuple (what a walk compares: encoded bytes do not
+order as OIDs do once arcs differ in length). Both are cached by the encoded bytes, since
+a device's OIDs repeat every poll and switches of one model share them.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ _EXCEPTIONS = {0x80, 0x81, 0x82}
 _UNSIGNED = {0x41, 0x42, 0x43, 0x46, 0x47}  # Counter32, Gauge32, TimeTicks, Counter64, Unsigned32
 _OCTETS = {0x04, 0x40, 0x44}  # OCTET STRING, IpAddress, Opaque
 
-# Dotted OID -> its encoded content, and back; both bounded.
+# Dotted OID -> its encoded content, and back (with the arcs); both bounded.
 _encoded: dict[str, bytes] = {}
-_decoded: dict[bytes, str] = {}
+_decoded: dict[bytes, tuple[str, tuple[int, ...]]] = {}
 
 
 def _length(n: int) -> bytes:
@@ -85,7 +86,8 @@ def encode_oid(oid: str) -> bytes:
     return raw
 
 
-def decode_oid(raw: bytes) -> str:
+def decode_oid(raw: bytes) -> tuple[str, tuple[int, ...]]:
+    """The dotted text and the arcs of an OBJECT IDENTIFIER's content octets."""
     hit = _decoded.get(raw)
     if hit is not None:
         return hit
@@ -100,11 +102,11 @@ def decode_oid(raw: bytes) -> str:
             arc = 0
     first = arcs[0]
     head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    text = ".".join(map(str, head + arcs[1:]))
+    full = (*head, *arcs[1:])
     if len(_decoded) >= _CACHE_MAX:
         _decoded.clear()
-    _decoded[raw] = text
-    return text
+    _decoded[raw] = out = (".".join(map(str, full)), full)
+    return out
 
 
 def encode_request(*, version: int, community: bytes, pdu: int, request_id: int, oids: list[str],
@@ -159,8 +161,8 @@ def response_header(data: bytes) -> tuple[int, bytes, int, int]:
     return version, community, request_id, pos
 
 
-def response_body(data: bytes, pos: int) -> tuple[int, int, list[tuple[str, bytes, Any]]]:
-    """(error_status, error_index, [(oid, encoded oid, value)]) of the Response whose
+def response_body(data: bytes, pos: int) -> tuple[int, int, list[tuple[str, tuple[int, ...], Any]]]:
+    """(error_status, error_index, [(oid, its arcs, value)]) of the Response whose
     request-id ended at ``pos``."""
     end = len(data)
     status, pos = _integer(data, pos, end)
@@ -168,7 +170,7 @@ def response_body(data: bytes, pos: int) -> tuple[int, int, list[tuple[str, byte
     tag, pos, end = _header(data, pos, end)
     if tag != 0x30:
         raise BerError("no varbind list")
-    binds: list[tuple[str, bytes, Any]] = []
+    binds: list[tuple[str, tuple[int, ...], Any]] = []
     append = binds.append
     decoded = _decoded
     while pos < end:
@@ -179,7 +181,7 @@ def response_body(data: bytes, pos: int) -> tuple[int, int, list[tuple[str, byte
         if tag != 0x06:
             raise BerError("a varbind without an OID")
         raw = data[start:pos]
-        name = decoded.get(raw) or decode_oid(raw)
+        name, arcs = decoded.get(raw) or decode_oid(raw)
         tag, start, pos = _header(data, pos, bind_end)
         if pos != bind_end:
             raise BerError("a varbind with more than a name and a value")
@@ -192,12 +194,12 @@ def response_body(data: bytes, pos: int) -> tuple[int, int, list[tuple[str, byte
         elif tag in _EXCEPTIONS:
             value = MISSING
         elif tag == 0x06:
-            value = decode_oid(data[start:pos])
+            value = decode_oid(data[start:pos])[0]
         elif tag == 0x05:
             value = b""
         else:
             raise BerError(f"a value with tag 0x{tag:02x}, which no SNMP type has")
-        append((name, raw, value))
+        append((name, arcs, value))
     return status, index, binds
 
 

@@ -97,7 +97,7 @@ class SnmpSession:
             if len(got) != len(asking):
                 raise DeviceProtocolError(f"asked for {len(asking)} values, got {len(got)}")
             answers = dict(zip(asking, got, strict=True))
-            return [answers.get(i) or (oids[i], b"", MISSING) for i in range(len(oids))]
+            return [answers.get(i) or (oids[i], (), MISSING) for i in range(len(oids))]
 
     async def walk_columns(self, columns: Sequence[str], *, clock: str | None = None,
                            deadline: float | None = None) -> tuple[Table, Times]:

@@ -33,7 +33,7 @@ from wardwatch.agent.snmp import ber
 
 log = logging.getLogger(__name__)
 
-Bind = tuple[str, bytes, Any]  # (oid, its encoded bytes, which order as the OID does; value)
+Bind = tuple[str, tuple[int, ...], Any]  # (oid, its arcs, value)
 Address = tuple[Any, ...]
 # request-id -> (the future, the address, version, community)
 Pending = dict[int, tuple["asyncio.Future[tuple[int, int, list[Bind]]]", Address, int, bytes]]
