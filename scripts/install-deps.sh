@@ -65,12 +65,18 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "install-deps: creating $VENV"
     "$PY" -m venv "$VENV"
 fi
+extras=test
 stamp="$VENV/.wardwatch-installed"
+# `make bench` adds the bench extra (py-spy); its own stamp, so a later plain run does not reinstall.
+if [ "${WITH_BENCH:-0}" = 1 ]; then
+    extras=test,bench
+    stamp="$VENV/.wardwatch-installed-bench"
+fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "install-deps: installing wardwatch[test] into $VENV"
+    echo "install-deps: installing wardwatch[$extras] into $VENV"
     log="$VENV/pip-install.log"
     { "$VENV/bin/python" -m pip install --disable-pip-version-check -U pip setuptools wheel \
-        && "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[test]'; } > "$log" 2>&1 \
+        && "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[$extras]"; } > "$log" 2>&1 \
         || { tail -30 "$log" >&2; echo "install-deps: pip failed, see $log" >&2; exit 1; }
     "$VENV/bin/python" -c 'import wardwatch.agent, pysnmp, paho.mqtt, aiohttp, msgspec, snmpsim, xdist, playwright' \
         || { echo "install-deps: the venv is incomplete" >&2; exit 1; }
