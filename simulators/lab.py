@@ -771,6 +771,9 @@ def start_snmpsim(
         env={"SNMPSIM_ALLOW_ROOT": "true"},
         ready=ready,
         agents=list(agents),
+        # snmpsim indexes every data dir before its first answer: the demo's 13 take half a
+        # minute on a loaded 2-core box
+        ready_timeout=max(20.0, 20.0 + 2.0 * len(agents)),
     )
     service.start()
     return service

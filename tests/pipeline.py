@@ -95,7 +95,9 @@ class Collector:
     def dead_letters(self) -> list[dict[str, Any]]:
         if not self.dead_letter.exists():
             return []
-        return [json.loads(line) for line in self.dead_letter.read_text().splitlines()]
+        text = self.dead_letter.read_text()
+        # The collector may be writing the last line as we read: only whole lines count.
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
 
 def switch_sim(run_dir: Path, name: str, ports: int = 24) -> Service:

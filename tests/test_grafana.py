@@ -319,7 +319,9 @@ def test_the_planners_view_has_report_capacitys_numbers(influx: InfluxService) -
         return influx.points(targets[title][i], db=DB)
 
     def near(a: float, b: float, rel: float = 0.06) -> bool:
-        return abs(a - b) <= rel * max(abs(a), abs(b))
+        # InfluxQL's percentile() rounds the rank where the report rounds it up: one rank
+        # apart, which on a ward's few dozen clients can be 2 or 3 clients
+        return abs(a - b) <= max(rel * max(abs(a), abs(b)), 3.0)
 
     wards = _by(rows("Wi-Fi per ward", 0), "ward")
     over = _by(rows("Wi-Fi per ward", 1), "ward")

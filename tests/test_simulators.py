@@ -143,8 +143,16 @@ def test_fleet_writes_13_valid_agent_configs(tmp_path: Path) -> None:
         load_config(site.agent_config)  # the agent accepts it
     assert len({c["agent"]["id"] for c in configs}) == 13
     assert len({c["devices"][0]["port"] for c in configs}) == 13
-    assert yaml.safe_load(fleet.collector_config.read_text()) == {
+    collector = yaml.safe_load(fleet.collector_config.read_text())
+    assert {k: collector[k] for k in ("mqtt", "influx", "http", "timezone")} == {
         "mqtt": {"host": "127.0.0.1", "port": 1999},
         "influx": {"api": "v1", "url": "http://127.0.0.1:8999", "database": "wardwatch"},
         "http": {"host": "127.0.0.1", "port": 8998},
+        "timezone": "Asia/Ho_Chi_Minh",
     }
+    # the display names the dashboard and the alerts show, without "Phường"/"Xã"
+    assert collector["wards"]["cam-pho"] == "Cẩm Phô" and collector["wards"]["tan-hiep"] == "Tân Hiệp"
+    assert collector["alerts"]["channels"] == {"bus": {"type": "mqtt"}}
+    from wardwatch.collector.config import load_config
+
+    assert load_config(fleet.collector_config).alerts is not None  # a valid collector config
