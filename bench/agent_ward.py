@@ -20,7 +20,9 @@ that made it.
                                          [--only snmp|camera] [--profile py-spy.txt]
 
 ``--only`` leaves out the other family (what each costs on its own). ``--profile FILE``
-runs py-spy (if installed) on the agent for the measured window and writes its summary.
+runs py-spy (the bench extra; ``make bench`` installs it) on the agent for the measured
+window, 50 samples a second without pausing it, writes the collapsed stacks to FILE and
+prints the functions with the most samples.
 
 Bounded: ``--duration`` at most 1 h; every wait has a deadline; everything listens on
 127.0.0.1; processes are stopped by PID.
@@ -169,9 +171,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         while time.time() < start + args.warmup:
             time.sleep(min(5.0, max(0.0, start + args.warmup - time.time())))
             collector.send_stored()
-        if args.profile and shutil.which("py-spy"):
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--output",
-                                    args.profile, "--duration", str(int(args.duration - args.warmup)), "--nonblocking"],
+        spy_bin = BIN / "py-spy" if (BIN / "py-spy").exists() else shutil.which("py-spy")
+        if args.profile and spy_bin:
+            spy = subprocess.Popen([str(spy_bin), "record", "--rate", "50", "--pid", str(agent.pid), "--format", "raw",
+                                    "--output", args.profile, "--duration", str(int(args.duration - args.warmup)),
+                                    "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.time()
         marks = [(t0, cpu_s(agent.pid))]
@@ -211,6 +215,29 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         mosq.stop()
 
 
+def summarize(path: str, top: int = 25) -> None:
+    """py-spy's collapsed stacks -> the functions with the most samples, self and inclusive."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";") if f]
+        if frames:
+            own[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    print(f"py-spy: {total} samples of the agent's threads (idle threads left out)")
+    for title, table in (("self", own), ("inclusive", inclusive)):
+        print(f"  top by {title}:")
+        for frame, n in table.most_common(top):
+            print(f"    {100 * n / max(total, 1):5.1f}%  {frame}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=720.0, help="seconds in all, warm-up included (default 720)")
@@ -237,6 +264,8 @@ def main() -> int:
           f"{'met' if r['rss_peak_mb'] <= GOAL_RSS_MB else 'MISSED'}")
     if r["errors"]:
         print(f"  agent ERROR lines (first 5): {r['errors']}")
+    if args.profile and Path(args.profile).exists():
+        summarize(args.profile)
     return 0
 
 
