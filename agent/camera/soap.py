@@ -176,11 +176,6 @@ class SoapClient:
         self.xaddrs_ok = False
         self.device_url = f"http://{host}:{port}/onvif/device_service"
 
-    @property
-    def cam(self) -> SoapClient:
-        """Always there: nothing to build (events.py asks before it unsubscribes)."""
-        return self
-
     def set_time_offset(self, seconds: float | None) -> None:
         self.offset_s = seconds
 
