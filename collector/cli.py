@@ -2,6 +2,7 @@
 
     wardwatch-collector run -c FILE [--log-level LEVEL]
     wardwatch-collector alerts -c FILE [--log-level LEVEL]
+    wardwatch-collector broker-config --inventory FILE --out DIR [--listen HOST:PORT] [--name HOST] [--rotate]
     wardwatch-collector report uptime|coverage|capacity -c FILE --from TIME --to TIME [--ward W ...]
         [--format table|csv|json|html] [--tz ZONE] [--out FILE [--out-dir DIR]]
         [--step S] [--clients-threshold N] [--util-threshold PCT] [--what-if cameras=N,bitrate=KBPS]
@@ -17,6 +18,7 @@ import asyncio
 import importlib
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
@@ -102,6 +104,26 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--what-if", default=None, metavar="SPEC",
                      help="capacity: e.g. cameras=4,bitrate=4096 with --ward X: can X take 4 more cameras at "
                      "4096 kbps? yes or no, and the binding constraint")  # fmt: skip
+    bc = sub.add_parser(
+        "broker-config",
+        parents=[common],
+        help="Mosquitto config, CA and certificates, password file, ACL and credentials (docs/security.md)",
+        description="Write DIR/mosquitto.conf (one TLS listener), DIR/tls/ (a private CA, the server certificate), "
+        "DIR/passwd, DIR/acl and DIR/credentials/{id}.yaml for every agent and collector of the inventory. "
+        "Run again, it keeps the CA and existing passwords; --rotate replaces them. Never prints a password.",
+    )
+    bc.add_argument("--inventory", required=True, type=Path, metavar="FILE",
+                    help="YAML: agents: [{id, ward}], collectors: [{id}]")  # fmt: skip
+    bc.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder to write (created if absent)")
+    bc.add_argument("--listen", default="0.0.0.0:8883", metavar="HOST:PORT",
+                    help="the TLS listener (default 0.0.0.0:8883)")  # fmt: skip
+    bc.add_argument("--name", default=None, metavar="HOST",
+                    help="the broker's name as clients write it (credentials' host, certificate SAN); default: "
+                    "the listen host, or this machine's host name when listening on all addresses")  # fmt: skip
+    bc.add_argument("--user", default="mosquitto", metavar="USER",
+                    help="Mosquitto's `user` (who it becomes when started as root; it must read the files, "
+                    "which are given to it when run as root); default mosquitto")  # fmt: skip
+    bc.add_argument("--rotate", action="store_true", help="a new CA and new passwords for everybody")
     return parser
 
 
@@ -112,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config, alone=args.command == "alerts")
     if args.command == "report":
         return _report(args)
+    if args.command == "broker-config":
+        return _broker_config(args)
     return 2  # unreachable: argparse requires a known command
 
 
@@ -138,6 +162,27 @@ def _run(config_path: Path, *, alone: bool = False) -> int:
     except app.StartupError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    from wardwatch.collector import brokerconfig
+
+    try:
+        brokerconfig.parse_listen(args.listen)
+        inventory = brokerconfig.load_inventory(args.inventory)
+    except (ConfigError, ValueError) as exc:
+        print(f"{PROG}: {'' if str(exc).startswith('--') else 'inventory error: '}{exc}", file=sys.stderr)
+        return 2
+    try:
+        result = brokerconfig.generate(inventory, args.out, listen=args.listen, name=args.name,
+                                       rotate=args.rotate, user=args.user or None)  # fmt: skip
+    except (ConfigError, OSError, subprocess.SubprocessError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    ca = "a new CA" if result.new_ca else "the CA kept"
+    print(f"{result.out}: {len(result.users)} users; {ca}; {len(result.new_passwords)} new passwords; "
+          f"credentials in {result.out / 'credentials'} (0600). Start: mosquitto -c {result.out / 'mosquitto.conf'}")
     return 0
 
 

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import socket
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from wardwatch import wire
 from wardwatch.collector.alerts.config import AlertsSection
-from wardwatch.config import Duration, MqttSection, Strict, load
+from wardwatch.config import Duration, MqttSection, Strict, is_loopback, load
 
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+log = logging.getLogger(__name__)
 
 
 class CollectorMqtt(MqttSection):
@@ -55,6 +58,11 @@ class CollectorMqtt(MqttSection):
 
 class InfluxSection(Strict):
     api: Literal["v1"] = Field("v1", description="InfluxDB HTTP API: v1 (/write, /query); v2 is planned")
+    insecure_http: bool = Field(
+        False,
+        description="allow an http:// url to an InfluxDB not on this machine: its credentials and every reading "
+        "cross the network in clear (warned about at start); use https:// instead",
+    )
     url: str = Field(
         "http://127.0.0.1:8086",
         pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$",
@@ -80,6 +88,17 @@ class InfluxSection(Strict):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("url")
+    @classmethod
+    def _https_off_loopback(cls, value: str, info: ValidationInfo) -> str:
+        host = urlsplit(value).hostname or ""
+        if value.startswith("http://") and not info.data.get("insecure_http") and not is_loopback(host):
+            raise ValueError(
+                f"http:// to {host}, which is not on this machine; use https://, "
+                "or set influx.insecure_http: true to send in clear"
+            )
+        return value
 
     @model_validator(mode="after")
     def _credentials_in_pairs(self) -> InfluxSection:
@@ -238,6 +257,9 @@ def load_config(path: Path | str) -> CollectorConfig:
                   if (value := getattr(cfg.alerts, key)) is not None and not value.is_absolute()}
         if update:
             cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update=update)})
+    host = urlsplit(cfg.influx.url).hostname or ""
+    if cfg.influx.url.startswith("http://") and not is_loopback(host):  # allowed by influx.insecure_http
+        log.warning("influx.insecure_http is true: the readings and InfluxDB credentials go to %s in clear", host)
     return cfg
 
 

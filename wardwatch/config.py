@@ -16,14 +16,24 @@ appear in these messages.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -187,8 +197,38 @@ class MqttSection(Strict):
     port: int = Field(1883, ge=1, le=65535, description="broker port (8883 for TLS)")
     username: str | None = Field(None, min_length=1, description="per-agent or per-collector user")
     password: SecretStr | None = Field(None, description="its password; ${ENV} or password_file")
-    tls: TlsSection | None = Field(None, description="connect over TLS when set")
+    tls: TlsSection | Literal[False] | None = Field(
+        None,
+        validate_default=True,
+        description="connect over TLS (verifying the broker against ca_file); required for a broker not on "
+        "this machine, where only an explicit `tls: false` sends in clear (and is warned about)",
+    )
     keepalive: Duration = Field(30.0, ge=5, le=600, description="MQTT keepalive")
     client_id: str | None = Field(
         None, min_length=1, max_length=128, description="stable client id; derived from the config if unset"
     )
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_off_loopback(cls, value: TlsSection | Literal[False] | None, info: ValidationInfo) -> Any:
+        host = info.data.get("host")  # absent when the host itself was refused
+        if value is None and isinstance(host, str) and not is_loopback(host):
+            raise ValueError(
+                f"the broker {host} is not on this machine; set tls: {{ca_file: ...}}, or tls: false to send in clear"
+            )
+        return value
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine, decided from the text alone (never resolved):
+    ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -7,12 +7,16 @@ policy belongs to the caller.
 
 from __future__ import annotations
 
+import logging
 import ssl
 
 from paho.mqtt.client import Client, MQTTv5
 from paho.mqtt.enums import CallbackAPIVersion
 
-from wardwatch.config import MqttSection
+from wardwatch.config import MqttSection, is_loopback
+
+log = logging.getLogger(__name__)
+_warned_clear: set[str] = set()
 
 
 def make_client(cfg: MqttSection, *, client_id: str, manual_ack: bool = False) -> Client:
@@ -25,7 +29,11 @@ def make_client(cfg: MqttSection, *, client_id: str, manual_ack: bool = False) -
     if cfg.username:
         password = cfg.password.get_secret_value() if cfg.password else None
         client.username_pw_set(cfg.username, password)
-    if cfg.tls is not None:
+    if cfg.tls is False and not is_loopback(cfg.host) and cfg.host not in _warned_clear:
+        _warned_clear.add(cfg.host)  # once per broker and process, not per reconnect
+        log.warning("mqtt.tls is false: the connection to %s:%d, its login and every message go in clear",
+                    cfg.host, cfg.port)
+    if cfg.tls:
         client.tls_set(
             ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
             certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
