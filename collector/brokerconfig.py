@@ -98,8 +98,8 @@ def load_inventory(path: Path) -> Inventory:
     raw = parse_yaml(text, str(path))
     try:
         return Inventory.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_first_error(exc)) from None
+    except ValidationError as exc:  # the cross-entry rules name their own key
+        raise ConfigError(_first_error(exc).removeprefix("(top level): ")) from None
 
 
 def parse_listen(text: str) -> tuple[str, int]:

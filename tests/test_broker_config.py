@@ -77,6 +77,9 @@ class Broker:
         section: dict[str, Any] = doc["mqtt"]
         return section
 
+    def users(self) -> set[str]:
+        return {p.stem for p in (self.dir / "credentials").glob("*.yaml")}
+
     def password(self, uid: str) -> str:
         return (self.dir / "credentials" / f"{uid}.password").read_text().strip()
 
@@ -123,7 +126,7 @@ class Peer:
 
 @contextlib.contextmanager
 def peer(broker: Broker, user: str, password: str | None = None, *, ca: Path | None = None,
-         expect_refusal: bool = False) -> Iterator[Peer]:  # fmt: skip
+         expect_refusal: bool = False, cert: bool = False) -> Iterator[Peer]:  # fmt: skip
     client = Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"t-{user}-{free_port()}",
                     protocol=MQTTv5)  # fmt: skip
     p = Peer(client)
@@ -144,7 +147,9 @@ def peer(broker: Broker, user: str, password: str | None = None, *, ca: Path | N
     client.on_connect, client.on_message = on_connect, on_message
     client.on_publish, client.on_subscribe = on_publish, on_subscribe
     client.username_pw_set(user, broker.password(user) if password is None else password)
-    client.tls_set(ca_certs=str(ca or broker.dir / "tls" / "ca.pem"), cert_reqs=ssl.CERT_REQUIRED)
+    tls = broker.creds(user)["tls"] if cert and user in broker.users() else {}
+    client.tls_set(ca_certs=str(ca or broker.dir / "tls" / "ca.pem"), certfile=tls.get("cert_file"),
+                   keyfile=tls.get("key_file"), cert_reqs=ssl.CERT_REQUIRED)  # fmt: skip
     client.connect(LOOPBACK, broker.port, keepalive=10)
     client.loop_start()
     try:
@@ -219,8 +224,10 @@ def test_a_wrong_password_and_an_unknown_user_are_refused(broker: Broker) -> Non
         assert p.reason is not None and p.reason.is_failure
     with peer(broker, "nobody", "whatever", expect_refusal=True) as p:
         assert p.reason is not None and p.reason.is_failure
-    # The client certificate made for minh-an-1 verifies; the password is still required.
-    with peer(broker, "minh-an-1", "wrong", expect_refusal=True) as p:
+    # The client certificate made for minh-an-1 is accepted; the password is still required.
+    with peer(broker, "minh-an-1", cert=True) as p:
+        assert not p.publish("wardwatch/v1/minh-an/minh-an-1/status", b"{}").is_failure
+    with peer(broker, "minh-an-1", "wrong", expect_refusal=True, cert=True) as p:
         assert p.reason is not None and p.reason.is_failure
 
 
@@ -287,6 +294,7 @@ def test_secrets_are_0600_and_never_printed(tmp_path: Path, capsys: pytest.Captu
     ("agents: [{id: a1, ward: alerts}]", "agents[0].ward: 'alerts' is not a ward id"),
     ("agents: [{id: a1, ward: w1}]\ncollectors: [{id: a1}]", "collectors[0].id: 'a1' appears twice"),
     ("collector: [{id: c1}]", "collector: unknown key"),
+    ("agents: []", "inventory error: no agents and no collectors"),
     ("agents: [", "not valid YAML"),
 ])  # fmt: skip
 def test_a_bad_inventory_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -296,7 +304,7 @@ def test_a_bad_inventory_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.C
     code = collector_main(["broker-config", "--inventory", str(inv), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert error in err and len(err.strip().splitlines()) == 1, err
+    assert error in err and len(err.strip().splitlines()) == 1 and "(top level)" not in err, err
     assert not (tmp_path / "out").exists()
 
 
