@@ -20,16 +20,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Route
 
+from tests.browser import chromium
 from tests.test_report_capacity import report as capacity_from_influx
 from wardwatch.collector.reports.formats import render
 from wardwatch.collector.reports.model import Chart, Column, Period, Report, Section
 from wardwatch.simulators.lab import InfluxService
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # 2026-11-01T00:00+07:00 .. 2026-12-01T00:00+07:00
 START_MS, END_MS = 1_793_466_000_000, 1_796_058_000_000
@@ -118,14 +116,8 @@ def capacity_report() -> Report:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-deps.sh (Debian's chromium package)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def open_page(browser: Browser, path: Path) -> tuple[Page, set[str]]:

@@ -29,19 +29,17 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.alert_rig import FOR, GROUP_WAIT, INTERVAL, WARD_NAMES, AlertRig, labels_of, now_ms
+from tests.browser import chromium
 from tests.util import wait_for
 from wardwatch.collector.lineproto import line
 from wardwatch.simulators.lab import InfluxService
 
 pytestmark = pytest.mark.services
 
-CHROMIUM: Final = Path("/usr/bin/chromium")
-ARGS: Final = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]  # fmt: skip
 VIEWPORT: Final = {"width": 1280, "height": 800}
 # The busy ward has a switch feeding its APs and cameras; every other ward a camera or two.
 BUSY: Final = "cam-pho"
@@ -149,14 +147,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory, influx: InfluxService) -> Iter
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-deps.sh (Debian's chromium package)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 class Guarded:
