@@ -96,8 +96,10 @@ class Collector:
         if not self.dead_letter.exists():
             return []
         text = self.dead_letter.read_text()
-        # The collector may be writing the last line as we read: only whole lines count.
-        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+        # The collector may be writing the last line as we read: only whole lines count. And
+        # only "\n" ends one: splitlines() also splits at U+2028, \x1c and the like, which a
+        # fuzzed payload's JSON string may hold as they are.
+        return [json.loads(line) for line in text[: text.rfind("\n")].split("\n") if line]
 
 
 def switch_sim(run_dir: Path, name: str, ports: int = 24) -> Service:
