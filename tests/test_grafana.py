@@ -318,6 +318,7 @@ def test_the_planners_view_has_report_capacitys_numbers(influx: InfluxService) -
     def rows(title: str, i: int) -> list[dict[str, Any]]:
         return influx.points(targets[title][i], db=DB)
 
+    # The report rounds hours to 2 decimals (0.42); the panels give InfluxQL's 0.41666...
     def near(a: float, b: float, rel: float = 0.06) -> bool:
         # InfluxQL's percentile() rounds the rank where the report rounds it up: one rank
         # apart, which on a ward's few dozen clients can be 2 or 3 clients
@@ -330,7 +331,7 @@ def test_the_planners_view_has_report_capacitys_numbers(influx: InfluxService) -
         got = wards[(w["ward"],)]
         assert got["peak_clients"] == w["peak_clients"], w["ward"]
         assert near(got["p95_clients"], w["p95_clients"]), (got, w)
-        assert over.get((w["ward"],), {}).get("hours_over", 0) == pytest.approx(w["hours_over"]), w["ward"]
+        assert over.get((w["ward"],), {}).get("hours_over", 0) == pytest.approx(w["hours_over"], abs=0.005), w["ward"]
     assert any(w["hours_over"] > 0 for w in data["wifi_wards"])  # the crowded AP
     aps = _by(rows("Wi-Fi per AP", 0), "ward", "device", "ap")
     ap_over = _by(rows("Wi-Fi per AP", 1), "ward", "device", "ap")
@@ -338,7 +339,7 @@ def test_the_planners_view_has_report_capacitys_numbers(influx: InfluxService) -
         key = (a["ward"], a["device"], "" if a["ap"] == a["device"] else a["ap"])
         assert aps[key]["peak_clients"] == a["peak_clients"], key
         assert near(aps[key]["p95_clients"], a["p95_clients"]), (aps[key], a)
-        assert ap_over.get(key, {}).get("hours_over", 0) == pytest.approx(a["hours_over"]), key
+        assert ap_over.get(key, {}).get("hours_over", 0) == pytest.approx(a["hours_over"], abs=0.005), key
 
     cams = _by(rows("Cameras and uplink headroom", 0), "ward")
     speed = _by(rows("Cameras and uplink headroom", 1), "ward")
