@@ -405,7 +405,7 @@ async def test_email_over_starttls_and_auth_is_read_back_with_its_vietnamese_int
     assert "Phường/xã: Cẩm Phô" in body
     assert "Thiết bị: sw-a (switch)" in body
     assert "Từ lúc: 14:05 02/12/2026 (giờ Việt Nam)" in body
-    assert "Lý do: không phản hồi (timeout)" in body
+    assert "Lý do: Không trả lời kịp (timeout)" in body
     assert "Cấp nguồn/kết nối bởi: sw-core port 7" in body
     assert "Thiết bị phía sau (bị ẩn cảnh báo): 13 (10 camera, 3 AP)" in body
     assert "cam-00, cam-01" in body and "ap-0, ap-1, ap-2" in body

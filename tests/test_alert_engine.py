@@ -86,8 +86,8 @@ def test_a_camera_offline_fires_after_for_and_resolves() -> None:
     assert (alert.rule, alert.device, alert.reason) == ("camera_not_ok", "cam-3", "offline")
     assert alert.labels == {"alertname": "camera_not_ok", "ward": WARD, "device": "cam-3", "kind": "camera",
                             "severity": "critical", "agent": AGENT}
-    assert "Cẩm Phô" in alert.summary["vi"] and "mất kết nối" in alert.summary["vi"]
-    assert "offline" in alert.summary["en"]
+    assert "Cẩm Phô" in alert.summary["vi"] and "Không trả lời (ONVIF)" in alert.summary["vi"]
+    assert "Not answering (ONVIF)" in alert.summary["en"]
     assert alert.feed == "sw-a Gi0/3"
     city.up["cam-3"] = True
     city.advance(10)

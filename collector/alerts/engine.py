@@ -36,7 +36,8 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from wardwatch import wire
-from wardwatch.collector.alerts import maintenance, reasons
+from wardwatch.collector import reasons
+from wardwatch.collector.alerts import maintenance
 from wardwatch.collector.alerts.config import MaintenanceWindow
 from wardwatch.collector.alerts.model import Alert, Behind, Silence, fingerprint
 from wardwatch.collector.alerts.rules import AgentOfflineRule, FlappingRule, Rule, ThresholdRule, Value
@@ -600,7 +601,8 @@ class Engine:
 
 def _said(alert: Alert, language: str) -> dict[str, str]:
     """The reason in words, in the summary's language."""
-    return {"reason": reasons.words(alert.reason, language) if alert.reason else "?"}
+    said = reasons.words(alert.reason, language) if alert.reason else None
+    return {"reason": said or alert.reason or "?"}
 
 
 def _fmt(value: object) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wardwatch.collector.alerts import reasons
+from wardwatch.collector import reasons
 from wardwatch.collector.alerts.model import Alert, Notice, NoticeAlert
 
 _SEVERITY_RANK: Final = {"critical": 0, "warning": 1, "info": 2}
@@ -186,12 +186,13 @@ def behind_counts(alert: Alert, lang: str) -> str:
 def _reason(code: str, lang: str) -> str:
     """The reason in words with its code beside, for the technician who greps logs."""
     said = reasons.words(code, lang)
-    return code if said == code else f"{said} ({code})"
+    return code if said is None else f"{said} ({code})"
 
 
 def reason_shown(alert: Alert, lang: str) -> str:
     """The reason, unless the summary already says it."""
-    reason = reasons.words(" ".join(alert.reason.split()), lang)
+    code = " ".join(alert.reason.split())
+    reason = (reasons.words(code, lang) or code) if code else ""
     return "" if not reason or reason in summary(alert, lang) else reason
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from wardwatch.collector import reasons
+
 LANGS: Final = ("vi", "en")
 DEFAULT_LANG: Final = "vi"
 LANG_COOKIE: Final = "ww_lang"
@@ -209,40 +211,9 @@ STRINGS: Final[dict[str, dict[str, str]]] = {
         "vi": "Sai quá nhiều lần. Hãy thử lại sau một phút.",
         "en": "Too many wrong attempts. Try again in a minute.",
     },
-    # reasons (device_status.reason, camera_health.reason: docs/cameras.md, docs/agent.md)
-    "reason.ok": {"vi": "Bình thường", "en": "All checks passed"},
-    "reason.poe_lost": {"vi": "Cổng switch mất nguồn PoE", "en": "The switch port stopped delivering PoE power"},
-    "reason.port_down": {"vi": "Cổng switch cấp cho thiết bị bị tắt", "en": "The switch port feeding it is down"},
-    "reason.offline": {"vi": "Không trả lời (ONVIF)", "en": "Not answering (ONVIF)"},
-    "reason.auth": {"vi": "Sai tên đăng nhập hoặc mật khẩu", "en": "Credentials refused"},
-    "reason.clock_skew_auth": {
-        "vi": "Đồng hồ camera lệch, phải bù giờ mới đăng nhập được",
-        "en": "Camera clock is off; login works only with the offset applied",
-    },
-    "reason.bad_xml": {"vi": "Camera trả lời sai định dạng XML", "en": "The camera's answer is not usable XML"},
-    "reason.onvif_error": {"vi": "Lỗi ONVIF", "en": "ONVIF error"},
-    "reason.rtsp_401": {"vi": "Luồng RTSP từ chối đăng nhập", "en": "RTSP refused the credentials"},
-    "reason.rtsp_404": {"vi": "Không tìm thấy luồng RTSP", "en": "RTSP does not know the stream"},
-    "reason.rtsp_timeout": {"vi": "Luồng RTSP không trả lời kịp", "en": "RTSP did not answer in time"},
-    "reason.rtsp_error": {"vi": "Lỗi luồng RTSP", "en": "RTSP error"},
-    "reason.no_snapshot_uri": {"vi": "Không có địa chỉ ảnh chụp", "en": "No snapshot URI"},
-    "reason.snapshot_failed": {"vi": "Không lấy được ảnh chụp", "en": "The snapshot failed"},
-    "reason.frozen": {"vi": "Hình ảnh bị đứng", "en": "The image is frozen"},
-    "reason.timeout": {"vi": "Không trả lời kịp", "en": "No answer in time"},
-    "reason.refused": {"vi": "Từ chối kết nối", "en": "Connection refused"},
-    "reason.disconnected": {"vi": "Ngắt kết nối giữa chừng", "en": "Closed the connection without answering"},
-    "reason.unreachable": {"vi": "Không tới được thiết bị", "en": "Unreachable"},
-    "reason.protocol": {"vi": "Trả lời sai giao thức", "en": "Answered something that is no answer"},
-    "reason.no_such_object": {"vi": "Thiết bị thiếu số liệu cần đọc", "en": "The device lacks the values to read"},
-    "reason.internal_error": {"vi": "Lỗi bên trong agent", "en": "Internal error in the agent"},
-    "reason.error": {"vi": "Lỗi", "en": "Error"},
-    "reason.agent_offline": {"vi": "Agent của phường mất kết nối", "en": "The ward's agent is offline"},
-    "reason.stale": {"vi": "Lâu không có số liệu", "en": "No reading for too long"},
-    "reason.no_data": {"vi": "Chưa có số liệu", "en": "No reading yet"},
-    "reason.snmp_only_ping": {
-        "vi": "Ping được nhưng SNMP không trả lời ({detail})",
-        "en": "Answers ping, but not SNMP ({detail})",
-    },
+    # reasons: collector/reasons.py (one table with the alert messages)
+    **{f"reason.{code}": said for code, said in reasons.WORDS.items()},
+    "reason.snmp_only_ping": dict(reasons.SNMP_ONLY_PING),
     "reason.other": {"vi": "Lý do: {code}", "en": "Reason: {code}"},
 }
 
@@ -274,12 +245,5 @@ def reason_words(code: str | None, lang: str) -> str:
     """A device's reason code in words; ``snmp_timeout`` (answers ping only) included."""
     if not code:
         return ""
-    if f"reason.{code}" in STRINGS:
-        return text(f"reason.{code}", lang)
-    if code.startswith("snmp_"):
-        detail = code.removeprefix("snmp_")
-        words = text(f"reason.{detail}", lang) if f"reason.{detail}" in STRINGS else detail
-        return text("reason.snmp_only_ping", lang, detail=words)
-    if code.startswith("onvif_"):
-        return text("reason.onvif_error", lang) + f" ({code.removeprefix('onvif_')})"
-    return text("reason.other", lang, code=code)
+    said = reasons.words(code, lang)
+    return said if said is not None else text("reason.other", lang, code=code)
