@@ -3,7 +3,7 @@ Mosquitto -> collector -> InfluxDB, and each metric read back from InfluxDB."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,25 @@ def last(influx: InfluxService, db: str, measurement: str, device: str) -> list[
                          f"LIMIT 1", db=db, epoch="ms")
 
 
+def every(influx: InfluxService, db: str, measurement: str, device: str, key: Callable[[dict[str, Any]], Any],
+          want: set[Any]) -> list[dict[str, Any]]:
+    """:func:`last` once every series in ``want`` has a point. A walk that times out after
+    its first pages keeps the rows it read (client.py), so on a loaded machine a poll may
+    bring only the first AP's rows; the rest come with a later poll."""
+    return wait_for(lambda: (rows := last(influx, db, measurement, device)) and {key(r) for r in rows} >= want
+                    and rows, timeout=30,
+                    what=lambda: f"{device} {measurement} for {sorted(map(str, want))}; "
+                                 f"got {sorted(str(key(r)) for r in last(influx, db, measurement, device))}")
+
+
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_vendor_radios_reach_influxdb(vendor: str, influx: InfluxService, db: str) -> None:
     spec = APS[vendor]
     device = vendor.replace("_", "-")
-    rows = wait_for(lambda: last(influx, db, "wifi_radio", device), timeout=20, what=f"{device} wifi_radio")
+    want = {(r.ap, r.radio) for r in spec.radios()}
+    rows = every(influx, db, "wifi_radio", device, lambda r: (r.get("ap") or "", r["radio"]), want)
     got = {(r.get("ap") or "", r["radio"]): r for r in rows}
-    assert set(got) == {(r.ap, r.radio) for r in spec.radios()}
+    assert set(got) == want
     for radio in spec.radios():
         row = got[(radio.ap, radio.radio)]
         assert row["vendor"] == VENDOR_TAG[vendor]
@@ -75,8 +87,8 @@ def test_vendor_radios_reach_influxdb(vendor: str, influx: InfluxService, db: st
         if vendor in ("unifi", "cisco_wlc", "ruijie_ac"):
             assert row["up"] == 1
 
-    ssids = last(influx, db, "wifi_ssid", device)
-    expected = spec.ssid_clients_at(ssids[0]["time"] / 1000 if ssids else 0)
+    expected = spec.ssid_clients_at(0)
+    ssids = every(influx, db, "wifi_ssid", device, lambda r: r["ssid"], set(expected)) if expected else []
     assert {r["ssid"] for r in ssids} == set(expected)
     for r in ssids:
         assert r["clients"] == pytest.approx(spec.ssid_clients_at(r["time"] / 1000)[r["ssid"]], abs=2)
@@ -88,7 +100,9 @@ def test_controllers_report_their_aps(influx: InfluxService, db: str) -> None:
     ruijie = last(influx, db, "device_health", "ruijie-ac")[0]
     assert ruijie["aps_joined"] == 3
     assert ruijie["clients"] == pytest.approx(APS["ruijie_ac"].total_clients_curve().at(ruijie["time"] / 1000), abs=1)
-    aruba = {r["ap"]: r["cpu_pct"] for r in last(influx, db, "device_health", "aruba-instant")}
+    names = set(APS["aruba_instant"].ap_names())
+    aruba = {r["ap"]: r["cpu_pct"] for r in every(influx, db, "device_health", "aruba-instant",
+                                                  lambda r: r.get("ap"), names)}
     assert set(aruba) == set(APS["aruba_instant"].ap_names())
     assert last(influx, db, "device_health", "mikrotik")[0]["cpu_pct"] == 7
 
