@@ -1,7 +1,7 @@
 """The collector's config file: its shape, bounds and cross-field rules.
 
 Loaded once by :func:`load_config` through :func:`wardwatch.config.load`, so that a bad
-file fails with one line naming the key (``influx.api: v2 is not supported yet; use v1``).
+file fails with one line naming the key (``influx.batch_points: Input should be greater than or equal to 1``).
 Later issues add sections (``alerts:``, ``spool:``) beside these; unknown keys fail until
 they exist.
 """
@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,7 +57,11 @@ class CollectorMqtt(MqttSection):
 
 
 class InfluxSection(Strict):
-    api: Literal["v1"] = Field("v1", description="InfluxDB HTTP API: v1 (/write, /query); v2 is planned")
+    api: Literal["v1", "v2"] = Field(
+        "v1",
+        description="InfluxDB HTTP API: v1 (/write, /query with username/password: InfluxDB 1.x) or v2 "
+        "(/api/v2/write with token, org and bucket: InfluxDB 2.x, 3.x, Cloud; reads stay InfluxQL on /query)",
+    )
     insecure_http: bool = Field(
         False,
         description="allow an http:// url to an InfluxDB not on this machine: its credentials and every reading "
@@ -73,16 +77,14 @@ class InfluxSection(Strict):
     rp: str | None = Field(None, pattern=_NAME, description="retention policy; the database's default if unset")
     username: str | None = Field(None, min_length=1, max_length=256, description="InfluxDB user, when auth is on")
     password: SecretStr | None = Field(None, description="its password; ${ENV} or password_file")
+    token: SecretStr | None = Field(None, description="api v2: the API token; ${ENV} or token_file")
+    org: str | None = Field(None, min_length=1, max_length=256, description="api v2: the organisation")
+    bucket: str | None = Field(
+        None, min_length=1, max_length=256, description="api v2: the bucket written to (database/rp when unset)"
+    )
     timeout: Duration = Field(10.0, ge=0.1, le=300, description="bound on one HTTP request to InfluxDB")
     batch_points: int = Field(5000, ge=1, le=100_000, description="write once this many points are pending")
     flush_interval: Duration = Field(1.0, ge=0.01, le=60, description="write pending points at least this often")
-
-    @field_validator("api", mode="before")
-    @classmethod
-    def _api_supported(cls, value: Any) -> Any:
-        if value == "v2":
-            raise ValueError("v2 is not supported yet; use v1")
-        return value
 
     @field_validator("url")
     @classmethod
@@ -105,6 +107,10 @@ class InfluxSection(Strict):
         if (self.username is None) != (self.password is None):
             given, missing = ("username", "password") if self.username else ("password", "username")
             raise ValueError(f"{given} is set but {missing} is not; give both or neither")
+        if self.api == "v1" and (self.token or self.org or self.bucket):
+            raise ValueError("token, org and bucket are for api: v2; api v1 takes username and password")
+        if self.api == "v2" and (self.token is None or self.org is None):
+            raise ValueError("api: v2 needs token and org (and bucket, or database as the bucket)")
         return self
 
 
@@ -114,6 +120,8 @@ class HttpSection(Strict):
     token: SecretStr | None = Field(
         None, description="bearer token the API requires; required unless host is a loopback address"
     )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) to serve HTTPS with; needs tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
 
     external_url: str | None = Field(
         None, pattern=r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", max_length=2048,
@@ -132,6 +140,12 @@ class HttpSection(Strict):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @model_validator(mode="after")
+    def _tls_in_pairs(self) -> HttpSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together; give both or neither")
+        return self
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> HttpSection:

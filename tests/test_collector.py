@@ -178,7 +178,7 @@ def test_config_defaults_and_relative_dead_letter_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"influx": {"api": "v2"}}, "influx.api: v2 is not supported yet; use v1"),
+        ({"influx": {"api": "v2"}}, "influx: api: v2 needs token and org"),
         ({"influx": {"username": "w"}}, "influx: username is set but password is not"),
         ({"influx": {"url": "127.0.0.1:8086"}}, "influx.url:"),
         ({"influx": {"batch_points": 0}}, "influx.batch_points:"),
@@ -213,7 +213,7 @@ def test_secrets_do_not_show_in_the_config_repr(tmp_path: Path) -> None:
     [
         ({"influx": {"databse": "x"}}, "influx.databse: unknown key"),
         ({"http": {"port": "eighty"}}, "http.port:"),
-        ({"influx": {"api": "v2"}}, "influx.api: v2 is not supported yet; use v1"),
+        ({"influx": {"api": "v2"}}, "influx: api: v2 needs token and org"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, doc: dict[str, Any], key: str) -> None:
