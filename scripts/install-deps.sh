@@ -24,6 +24,9 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 [ -d /usr/share/fonts/truetype/dejavu ] || need_pkgs+=(fonts-dejavu-core)
 # The dashboard's monospace text (issue 11 asks for both DejaVu and Noto Mono).
 [ -f /usr/share/fonts/truetype/noto/NotoSansMono-Regular.ttf ] || need_pkgs+=(fonts-noto-mono)
+# The influx api v2 writer's tests (and the collector throughput bench) write to
+# VictoriaMetrics, which speaks /api/v2/write and InfluxDB line protocol.
+command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_pkgs+=(victoria-metrics)
 # `make bench` also wants Prometheus' snmp_exporter as a baseline (bench/snmp_poll.py).
 if [ "${WITH_BENCH:-0}" = 1 ]; then
     command -v prometheus-snmp-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-snmp-exporter)
