@@ -94,6 +94,11 @@ class SnmpAuth(Strict):
 class OnvifAuth(Strict):
     username: str = Field(min_length=1, description="ONVIF user")
     password: SecretStr = Field(description="ONVIF password")
+    allow_basic: bool = Field(
+        False,
+        description="answer a Basic challenge over plain http/rtsp (the password crosses the LAN in clear); "
+        "off: only Digest, or Basic over TLS",
+    )
 
 
 class AuthProfile(Strict):
