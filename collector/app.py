@@ -50,7 +50,7 @@ from wardwatch import wire
 from wardwatch.collector import lineproto, presence, seqlog
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.http import start_http
-from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
+from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, open_influx
 from wardwatch.collector.ledger import Counters, DeadLetter, SeqTracker, iso
 from wardwatch.collector.source import MqttSource, Received, StartupError
 from wardwatch.collector.spool import Spool, SpoolError
@@ -125,15 +125,7 @@ class Collector:
 
     async def run(self) -> None:
         icfg = self.cfg.influx
-        password = icfg.password.get_secret_value() if icfg.password else None
-        async with InfluxV1Writer(
-            url=icfg.url,
-            database=icfg.database,
-            rp=icfg.rp,
-            username=icfg.username,
-            password=password,
-            timeout=icfg.timeout,
-        ) as influx:
+        async with open_influx(icfg) as influx:
             self._store = Store(
                 influx=influx,
                 spool=self.spool,

@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 import logging
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from wardwatch.collector.config import InfluxSection
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +184,12 @@ def _error_text(body: str) -> str:
     text = doc["error"] if isinstance(doc, dict) and isinstance(doc.get("error"), str) else body.strip()
     text = text or "(no error text)"
     return text[:_ERROR_TEXT_MAX]
+
+
+def open_influx(icfg: InfluxSection) -> InfluxV1Writer:
+    """The writer the ``influx:`` section asks for, to use as ``async with open_influx(cfg.influx)``.
+    Every process of the collector (the pipeline, the lone alert engine, the reports) opens
+    InfluxDB through this one place."""
+    password = icfg.password.get_secret_value() if icfg.password else None
+    return InfluxV1Writer(url=icfg.url, database=icfg.database, rp=icfg.rp, username=icfg.username,
+                          password=password, timeout=icfg.timeout)

@@ -385,17 +385,14 @@ async def run_alone(cfg: CollectorConfig, *, client_id: str) -> None:
     from wardwatch.collector import http
     from wardwatch.collector.alerts import api
     from wardwatch.collector.alerts.store import StoreError
-    from wardwatch.collector.influx import InfluxError, InfluxV1Writer
+    from wardwatch.collector.influx import InfluxError, open_influx
     from wardwatch.collector.source import StartupError
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    icfg = cfg.influx
-    async with InfluxV1Writer(url=icfg.url, database=icfg.database, rp=icfg.rp, username=icfg.username,
-                              password=icfg.password.get_secret_value() if icfg.password else None,
-                              timeout=icfg.timeout) as influx:
+    async with open_influx(cfg.influx) as influx:
 
         async def write(lines: list[bytes]) -> bool:
             try:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.influx import InfluxV1Writer
+from wardwatch.collector.influx import open_influx as influx_writer
 from wardwatch.collector.reports.model import Period
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # ward and device ids (wire.NAME_PATTERN)
@@ -32,10 +33,7 @@ class Queryable(Protocol):
 
 @asynccontextmanager
 async def open_influx(cfg: CollectorConfig) -> AsyncIterator[InfluxV1Writer]:
-    icfg = cfg.influx
-    password = icfg.password.get_secret_value() if icfg.password else None
-    async with InfluxV1Writer(url=icfg.url, database=icfg.database, rp=icfg.rp, username=icfg.username,
-                              password=password, timeout=icfg.timeout) as influx:
+    async with influx_writer(cfg.influx) as influx:
         yield influx
 
 
