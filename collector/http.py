@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 from urllib.parse import quote
@@ -88,9 +89,37 @@ def _auth(a: web_auth.Auth) -> Any:
                     if not a.csrf_ok(sid, given):
                         return web.json_response({"error": "missing or wrong CSRF token (X-CSRF-Token)"}, status=403)
         response: web.StreamResponse = await handler(request)
+        if request.secure:  # over our own TLS listener: browsers keep to https from now on
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     return auth
+
+
+def server_tls(hcfg: HttpSection) -> ssl.SSLContext | None:
+    """The TLS context of ``http.tls_cert``/``tls_key`` (TLS 1.2 or later), or None for plain
+    HTTP. StartupError names the file that cannot be read or does not match."""
+    if hcfg.tls_cert is None or hcfg.tls_key is None:
+        return None
+    for path in (hcfg.tls_cert, hcfg.tls_key):
+        if not path.is_file():  # ssl's own error names no file
+            raise StartupError(f"http.tls: {path}: no such file")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(hcfg.tls_cert, hcfg.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(
+            f"http.tls: cannot use {hcfg.tls_cert} with {hcfg.tls_key}: {getattr(exc, 'reason', None) or exc}"
+        ) from None
+    return ctx
+
+
+def base_url(hcfg: HttpSection) -> str:
+    """Where this server is reached: ``http.external_url``, else its own listener's URL."""
+    scheme = "https" if hcfg.tls_cert else "http"
+    host = f"[{hcfg.host}]" if ":" in hcfg.host else hcfg.host
+    return hcfg.external_url or f"{scheme}://{host}:{hcfg.port}"
 
 
 def make_app(hcfg: HttpSection, *, health: Callable[[], dict[str, Any]], routes: Iterable[web.RouteDef] = ()
@@ -124,15 +153,18 @@ def make_app(hcfg: HttpSection, *, health: Callable[[], dict[str, Any]], routes:
 async def start_http(
     hcfg: HttpSection, *, health: Callable[[], dict[str, Any]], routes: Iterable[web.RouteDef] = ()
 ) -> web.AppRunner:
-    """Listen on ``http.host:http.port``; StartupError when the port cannot be had."""
+    """Listen on ``http.host:http.port``, over TLS when ``http.tls_cert`` is set; StartupError
+    when the port cannot be had or the certificate cannot be used."""
+    tls = server_tls(hcfg)
     app = make_app(hcfg, health=health, routes=routes)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, hcfg.host, hcfg.port)
+    site = web.TCPSite(runner, hcfg.host, hcfg.port, ssl_context=tls)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise StartupError(f"http: cannot listen on {hcfg.host}:{hcfg.port}: {exc.strerror or exc}") from None
-    log.info("http: serving on http://%s:%d%s", hcfg.host, hcfg.port, " (token required)" if hcfg.token else "")
+    scheme = "https" if tls else "http"
+    log.info("http: serving on %s://%s:%d%s", scheme, hcfg.host, hcfg.port, " (token required)" if hcfg.token else "")
     return runner

@@ -16,16 +16,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 from yarl import URL
 
 from wardwatch import wire
 from wardwatch.collector import http
 from wardwatch.collector.alerts import api as alerts_api
 from wardwatch.collector.alerts.service import AlertService
-from wardwatch.collector.config import CollectorConfig
+from wardwatch.collector.config import CollectorConfig, HttpSection
 from wardwatch.collector.influx import InfluxV1Writer
 from wardwatch.collector.web import api as web_api
 from wardwatch.collector.web import attach
+from wardwatch.collector.web import auth as web_auth
 from wardwatch.simulators.demo_series import fleet, hour_lines
 from wardwatch.simulators.fleet import WARDS
 from wardwatch.simulators.lab import InfluxService, free_port, start_influxdb
@@ -293,16 +295,27 @@ async def test_failed_logins_are_limited_and_compared_in_constant_time(site: Sit
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    for _ in range(5):
+    for _ in range(9):
         status, _, _ = await site.post("/login", data={"token": "not-the-token-at-all", "next": "/"})
         assert status == 401
     assert (b"not-the-token-at-all", TOKEN.encode()) in calls
-    status, _, resp = await site.post("/login", data={"token": TOKEN, "next": "/"})  # right, but too late
+    # The tenth try within the minute: the right token, but too late.
+    status, _, resp = await site.post("/login", data={"token": TOKEN, "next": "/"})
     assert status == 429 and int(resp.headers["Retry-After"]) > 0
     assert "ww_session" not in resp.headers.get("Set-Cookie", "")
     calls.clear()
     assert (await site.get("/api/v1/wards", headers=BEARER))[0] == 200  # the bearer is not limited
     assert (f"Bearer {TOKEN}".encode(), f"Bearer {TOKEN}".encode()) in calls
+
+
+def test_the_login_limit_lifts_when_the_window_passes() -> None:
+    a = web_auth.Auth(HttpSection(token=SecretStr(TOKEN)))
+    for i in range(web_auth.FAILS_PER_WINDOW):
+        assert a.limited("10.0.0.9", now=100.0 + i) == 0
+        a.failed("10.0.0.9", now=100.0 + i)
+    assert a.limited("10.0.0.9", now=110.0) == pytest.approx(web_auth.FAIL_WINDOW_S - 10)
+    assert a.limited("10.0.0.8", now=110.0) == 0  # per client address
+    assert a.limited("10.0.0.9", now=100.0 + web_auth.FAIL_WINDOW_S + 0.5) == 0  # the oldest failure left
 
 
 async def test_reports_for_a_month(site: Site) -> None:

@@ -44,6 +44,7 @@ from wardwatch.collector.alerts.notify import Notifier
 from wardwatch.collector.alerts.rules import load_rules
 from wardwatch.collector.alerts.store import AlertStore
 from wardwatch.collector.config import CollectorConfig
+from wardwatch.collector.http import base_url
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,7 @@ class AlertService:
         return int(time.time() * 1000)
 
     def external_url(self) -> str:
-        h = self.cfg.http
-        return h.external_url or f"http://{h.host}:{h.port}"
+        return base_url(self.cfg.http)
 
     def health(self) -> dict[str, Any]:
         states: dict[str, int] = {}
