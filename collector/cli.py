@@ -2,6 +2,7 @@
 
     wardwatch-collector run -c FILE [--log-level LEVEL]
     wardwatch-collector alerts -c FILE [--log-level LEVEL]
+    wardwatch-collector config -c FILE [--show]
     wardwatch-collector broker-config --inventory FILE --out DIR [--listen HOST:PORT] [--name HOST] [--rotate]
     wardwatch-collector report uptime|coverage|capacity -c FILE --from TIME --to TIME [--ward W ...]
         [--format table|csv|json|html] [--tz ZONE] [--out FILE [--out-dir DIR]]
@@ -9,6 +10,8 @@
 
 Exit status: 0 after a clean stop (SIGINT/SIGTERM) or a report written, 1 when it could not
 start (or InfluxDB could not answer a report), 2 when the config (or the command line) is invalid.
+
+Every log line goes through :mod:`wardwatch.redact`: no secret of the loaded config is printed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
+from wardwatch import redact
 from wardwatch.collector import app
 from wardwatch.collector.config import CollectorConfig, default_client_id, load_config
 from wardwatch.collector.influx import InfluxError
@@ -32,6 +36,7 @@ from wardwatch.collector.reports import formats
 from wardwatch.collector.reports.common import make_period, open_influx, ward_clause, zone
 from wardwatch.collector.reports.model import Period, Report
 from wardwatch.config import ConfigError
+from wardwatch.config import show as show_config
 
 PROG = "wardwatch-collector"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -67,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
                             description="The alert engine without the readings path: its own subscription to "
                             "alerts.wards, notifications, the alert API. Needs an alerts: section.")
     alerts.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")
+    conf = sub.add_parser("config", parents=[common], help="validate the config; --show prints it in effect",
+                          description="Validate the config (exit 0, or 2 naming the key); with --show, print the "
+                          "effective config as YAML: defaults filled in, every secret *** with where it came from.")
+    conf.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help="collector config (YAML)")
+    conf.add_argument("--show", action="store_true", help="print the effective config (secrets ***)")
     rep = sub.add_parser(
         "report",
         parents=[common],
@@ -130,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "INFO"), format=LOG_FORMAT, stream=sys.stderr)
+    redact.install_log_filter()
+    if args.command == "config":
+        return _config(args)
     if args.command in ("run", "alerts"):
         return _run(args.config, alone=args.command == "alerts")
     if args.command == "report":
@@ -137,6 +150,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "broker-config":
         return _broker_config(args)
     return 2  # unreachable: argparse requires a known command
+
+
+def _config(args: argparse.Namespace) -> int:
+    sources: dict[tuple[int | str, ...], str] = {}
+    try:
+        cfg = load_config(args.config, sources=sources)
+        if cfg.alerts is not None:
+            from wardwatch.collector.alerts.rules import load_rules
+
+            load_rules(cfg.alerts.rules)
+    except ConfigError as exc:
+        print(f"{PROG}: config error: {exc}", file=sys.stderr)
+        return 2
+    redact.register_config(cfg)
+    if args.show:
+        sys.stdout.write(show_config(cfg, sources))
+    else:
+        print(f"{args.config}: valid")
+    return 0
 
 
 def _run(config_path: Path, *, alone: bool = False) -> int:
@@ -151,6 +183,7 @@ def _run(config_path: Path, *, alone: bool = False) -> int:
     except ConfigError as exc:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return 2
+    redact.register_config(cfg)  # from here on no log line or error shows a secret of it
     client_id = cfg.mqtt.client_id or default_client_id(config_path)
     try:
         if alone:
@@ -160,7 +193,7 @@ def _run(config_path: Path, *, alone: bool = False) -> int:
         else:
             asyncio.run(app.run(cfg, client_id=client_id))
     except app.StartupError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {redact.redact(str(exc))}", file=sys.stderr)
         return 1
     return 0
 
@@ -200,10 +233,11 @@ def _report(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    redact.register_config(cfg)
     try:
         result = asyncio.run(_build_report(build, cfg, period=period, wards=args.ward, options=options))
     except InfluxError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {redact.redact(str(exc))}", file=sys.stderr)
         return 1
     except ValueError as exc:  # what the builder found wrong with the arguments (e.g. --what-if)
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 
 from wardwatch import wire
 from wardwatch.collector.alerts.config import AlertsSection
-from wardwatch.config import Duration, MqttSection, Strict, is_loopback, load
+from wardwatch.config import Duration, MqttSection, Strict, is_loopback, load, refuse_credentials
 
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -86,6 +86,14 @@ class InfluxSection(Strict):
     batch_points: int = Field(5000, ge=1, le=100_000, description="write once this many points are pending")
     flush_interval: Duration = Field(1.0, ge=0.01, le=60, description="write pending points at least this often")
 
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: object) -> object:
+        if isinstance(value, str):
+            refuse_credentials(value, "use influx.username and influx.password (or password_file), "
+                               "or influx.token (or token_file) with api: v2")
+        return value
+
     @field_validator("url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -128,6 +136,13 @@ class HttpSection(Strict):
         description="the URL technicians reach this server at, for links in alert messages "
         "(acknowledge); http://HOST:PORT when unset",
     )
+
+    @field_validator("external_url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: object) -> object:
+        if isinstance(value, str):
+            refuse_credentials(value, "the links it makes are sent to people; the API's own login is http.token")
+        return value
 
     @field_validator("external_url")
     @classmethod
@@ -252,14 +267,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def load_config(path: Path | str) -> CollectorConfig:
+def load_config(path: Path | str, *, sources: dict[tuple[int | str, ...], str] | None = None) -> CollectorConfig:
     """Read and validate a collector config; raise ConfigError with one line naming the key.
 
     Relative ``dead_letter.path``, ``spool.path``, ``alerts.state`` and ``alerts.rules`` are taken
-    relative to the config file's directory.
+    relative to the config file's directory. ``sources`` is filled as :func:`wardwatch.config.load` does.
     """
     path = Path(path)
-    cfg = load(path, CollectorConfig)
+    cfg = load(path, CollectorConfig, sources=sources)
     base = path.resolve().parent
     for name in ("dead_letter", "spool"):
         section = getattr(cfg, name)

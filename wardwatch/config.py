@@ -92,14 +92,19 @@ def parse_yaml(text: str, where: str, *, top: str = "a mapping of sections") -> 
     return raw
 
 
-def load(path: Path, model: type[M], check: Callable[[M], list[str]] | None = None) -> M:
-    """Read, expand and validate a config file; raise ConfigError with one line."""
+def load(path: Path, model: type[M], check: Callable[[M], list[str]] | None = None,
+         *, sources: dict[tuple[int | str, ...], str] | None = None) -> M:
+    """Read, expand and validate a config file; raise ConfigError with one line.
+
+    ``sources``, when given, is filled with where each expanded value came from: the key's
+    path -> ``password_file`` (a ``*_file`` key) or ``${VAR}`` (the environment)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     raw = parse_yaml(text, str(path))
-    raw = _expand(raw, (), base=Path(path).parent, secrets=secret_fields(model))
+    raw = _expand(raw, (), base=Path(path).parent, secrets=secret_fields(model),
+                  sources=sources if sources is not None else {})
     try:
         cfg = model.model_validate(raw)
     except ValidationError as exc:
@@ -145,7 +150,8 @@ def secret_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(names)
 
 
-def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path, secrets: frozenset[str]) -> Any:
+def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path, secrets: frozenset[str],
+            sources: dict[tuple[int | str, ...], str]) -> Any:
     if isinstance(node, dict):
         out: dict[Any, Any] = {}
         for key, value in node.items():
@@ -154,13 +160,18 @@ def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path, secrets: froze
             if target in secrets and key != target and isinstance(value, str):
                 if target in node:
                     raise ConfigError(f"{format_loc(here)}: give either {target} or {key}, not both")
-                out[target] = _read_secret(_expand(value, here, base=base, secrets=secrets), here, base)
+                path = _expand(value, here, base=base, secrets=secrets, sources={})
+                out[target] = _read_secret(path, here, base)
+                sources[(*loc, target)] = key
             else:
-                out[key] = _expand(value, here, base=base, secrets=secrets)
+                out[key] = _expand(value, here, base=base, secrets=secrets, sources=sources)
         return out
     if isinstance(node, list):
-        return [_expand(v, (*loc, i), base=base, secrets=secrets) for i, v in enumerate(node)]
+        return [_expand(v, (*loc, i), base=base, secrets=secrets, sources=sources) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
+        names = _ENV.findall(node)
+        if names:
+            sources[loc] = ", ".join(f"${{{n}}}" for n in names)
         return _ENV.sub(lambda m: _env(m.group(1), loc), node)
     return node
 
@@ -180,6 +191,44 @@ def _read_secret(path: str, loc: tuple[int | str, ...], base: Path) -> str:
         return p.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{format_loc(loc)}: cannot read {p}: {exc.strerror}") from None
+
+
+def refuse_credentials(url: str, pointer: str) -> None:
+    """Raise (a validator's ValueError) when ``url`` carries ``user[:pass]@``; ``pointer``
+    says where credentials go instead. The message never repeats the URL."""
+    from wardwatch.redact import url_has_userinfo
+
+    if url_has_userinfo(url):
+        raise ValueError(f"credentials in the URL are not allowed; {pointer}")
+
+
+def show(cfg: BaseModel, sources: dict[tuple[int | str, ...], str] | None = None) -> str:
+    """The effective config (defaults filled in) as YAML, every secret ``***`` with where
+    it came from: ``*** (from password_file)``, ``*** (from ${VAR})`` or
+    ``*** (written in the config)``."""
+    sources = sources or {}
+
+    def conv(node: Any, loc: tuple[int | str, ...]) -> Any:
+        if isinstance(node, BaseModel):
+            out: dict[str, Any] = {}
+            for name, info in type(node).model_fields.items():
+                key = info.alias or name
+                out[key] = conv(getattr(node, name), (*loc, key))
+            return out
+        if isinstance(node, SecretStr):
+            where = sources.get(loc)
+            return f"*** (from {where})" if where else "*** (written in the config)"
+        if isinstance(node, dict):
+            return {str(k): conv(v, (*loc, k)) for k, v in node.items()}
+        if isinstance(node, list | tuple | set | frozenset):
+            return [conv(v, (*loc, i)) for i, v in enumerate(node)]
+        if isinstance(node, Path):
+            return str(node)
+        if node is None or isinstance(node, bool | int | float | str):
+            return node
+        return str(node)
+
+    return yaml.safe_dump(conv(cfg, ()), sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 # Sections that both sides share ---------------------------------------------------
@@ -207,6 +256,17 @@ class MqttSection(Strict):
     client_id: str | None = Field(
         None, min_length=1, max_length=128, description="stable client id; derived from the config if unset"
     )
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if "@" in value:
+            raise ValueError(
+                "credentials in the host are not allowed; use mqtt.username and mqtt.password (or password_file)"
+            )
+        if "://" in value or "/" in value:
+            raise ValueError("a host name or address only, not a URL (the port goes in mqtt.port)")
+        return value
 
     @field_validator("tls")
     @classmethod

@@ -7,7 +7,8 @@ STATUS is ``up`` or the reason (``timeout``, ``auth``, ``unreachable``, ``no_suc
 matched, interface and Wi-Fi client counts, the ping round trip, and the poll's duration.
 Devices with a ``feed`` port are polled after the others, so that the switch-port state
 they depend on is there (``poe_lost`` shows here too).
-Exit 0 when every device answered and is healthy, 1 when some did not.
+Exit 0 when every device answered and is healthy, 1 when some did not. The table goes through
+:func:`wardwatch.redact.redact`: no registered secret, nor a URI's ``user:pass@``, is printed.
 
 Polls go through the same supervisors as ``run`` (agent/core/supervisor.py): the same
 time budget and the same catch-all, without the outbox.
@@ -25,6 +26,7 @@ from wardwatch.agent.core.icmp import Pinger
 from wardwatch.agent.core.poller import CheckRow, Context, Poller, PollResult
 from wardwatch.agent.core.ports import PortStates
 from wardwatch.agent.core.supervisor import Counters, Supervisor
+from wardwatch.redact import redact
 
 HEADER = ("DEVICE", "KIND", "ADDRESS", "PROTO", "STATUS", "SYSNAME", "PROFILE", "IFS", "CLIENTS", "RTT_MS",
           "POLL_MS", "DETAIL")
@@ -41,7 +43,7 @@ async def check(cfg: AgentConfig, *, profile_dirs: Sequence[Path] | None = None)
         results = [*await _poll_all(first, pollers, ctx), *await _poll_all(fed, pollers, ctx)]
     by_id = {r.device.id: r for r in results}
     ordered = [by_id[d.id] for d in cfg.devices]
-    print(format_table(ordered))
+    print(redact(format_table(ordered)))  # a device's error text may quote a URI or a credential
     failed = sum(not r.ok for r in results)
     print(f"\n{len(results) - failed} of {len(results)} devices answered", end="")
     print(f"; ICMP: {pinger.mode}" if pinger.available else f"\n{pinger.mode}")

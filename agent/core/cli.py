@@ -1,4 +1,7 @@
-"""``wardwatch-agent``: run the agent, check a config against the devices once, or discover devices.
+"""``wardwatch-agent``: run the agent, check a config against the devices once, discover devices,
+or show the config in effect (``config --show``, secrets as ``***``).
+
+Every log line goes through :mod:`wardwatch.redact`: no secret of the loaded config is printed.
 
 Exit codes: 0 all good; 1 some devices failed (``check``) or none found (``discover``);
 2 the config or an argument is invalid.
@@ -15,6 +18,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from wardwatch import redact
 from wardwatch.agent.core import check as check_cmd
 from wardwatch.agent.core import discover
 from wardwatch.agent.core.app import PROFILE_PATH_ENV, Agent
@@ -22,6 +26,7 @@ from wardwatch.agent.core.config import AgentConfig, load_config
 from wardwatch.agent.core.outbox import OutboxError
 from wardwatch.agent.snmp.profiles import ProfileError, load_catalog
 from wardwatch.config import ConfigError
+from wardwatch.config import show as show_config
 
 PROG = "wardwatch-agent"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -33,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
     commands = (("run", "run the agent"), ("check", "poll every device once and print a table"),
-                ("discover", "sweep CIDRs for SNMP devices and/or find ONVIF cameras; write device entries (YAML)"))
+                ("discover", "sweep CIDRs for SNMP devices and/or find ONVIF cameras; write device entries (YAML)"),
+                ("config", "validate the config; --show prints it in effect (defaults filled in, secrets ***)"))
     for name, text in commands:
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", required=True, type=Path, help="agent config (YAML)")
@@ -41,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         p.add_argument("--profiles", action="append", type=Path, default=[], metavar="DIR",
                        help=f"extra vendor profile directory (repeatable; also ${PROFILE_PATH_ENV})")
+        if name == "config":
+            p.add_argument("--show", action="store_true",
+                           help="print the effective config as YAML, every secret *** with where it came from")
         if name == "discover":
             p.add_argument("--cidr", action="append", default=[], help="network to sweep for SNMP (repeatable)")
             p.add_argument("--onvif", action="store_true", help="find ONVIF cameras by WS-Discovery (multicast)")
@@ -55,15 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
     logging.getLogger("pysnmp").setLevel(logging.WARNING)
+    redact.install_log_filter()
 
     dirs = [*args.profiles, *(Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(":") if p)]
+    sources: dict[tuple[int | str, ...], str] = {}
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, sources=sources)
         check_profiles(cfg, dirs)
     except (ConfigError, ProfileError) as exc:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return 2
+    redact.register_config(cfg)  # from here on no log line, table or error shows a secret of it
     os.environ[PROFILE_PATH_ENV] = ":".join(str(d) for d in dirs)  # the SNMP poller reads it
+    if args.command == "config":
+        print(show_config(cfg, sources) if args.show else f"{args.config}: valid", end="" if args.show else "\n")
+        return 0
     if args.command == "check":
         return asyncio.run(check(cfg, dirs))
     if args.command == "discover":
@@ -85,6 +100,7 @@ def run_discover(cfg: AgentConfig, args: argparse.Namespace, dirs: list[Path]) -
         cfg, cidrs=args.cidr, auths=args.auth, catalog=catalog, port=args.port, concurrency=args.concurrency,
         request_timeout=args.timeout, retries=args.retries, onvif=args.onvif, onvif_wait=args.onvif_wait,
         onvif_interface=args.onvif_interface))
+    text = redact.redact(text)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -118,7 +134,7 @@ async def run(cfg: AgentConfig) -> int:
         logging.getLogger(__name__).info("agent %s: stopped", cfg.agent.id)
         return 0
     except OutboxError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{PROG}: {redact.redact(str(exc))}", file=sys.stderr)
         return 1
     return 0
 

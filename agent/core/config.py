@@ -150,6 +150,13 @@ class DeviceConfig(Strict):
     icmp: bool = Field(True, description="ping it too: rtt_ms, loss_pct, and up when SNMP fails but ICMP answers")
     camera: CameraOptions = Field(default_factory=CameraOptions, description="camera options (kind: camera)")
 
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if "@" in value or "://" in value:
+            raise ValueError("an address or host name only; credentials go in an auth profile (auth:)")
+        return value
+
     @model_validator(mode="after")
     def _timeout_fits(self) -> DeviceConfig:
         if self.timeout * (self.retries + 1) > self.interval:
@@ -201,5 +208,6 @@ def check(cfg: AgentConfig) -> list[str]:
     return problems
 
 
-def load_config(path: Path) -> AgentConfig:
-    return load(path, AgentConfig, check)
+def load_config(path: Path, *, sources: dict[tuple[int | str, ...], str] | None = None) -> AgentConfig:
+    """``sources`` is filled as :func:`wardwatch.config.load` does (for ``config --show``)."""
+    return load(path, AgentConfig, check, sources=sources)

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from wardwatch import redact
 from wardwatch.wire import Reading
 
 MAX_TAG = 128  # tags: if_name, LLDP names, radio and SSID names
@@ -38,8 +39,10 @@ def safe_readings(readings: Sequence[Reading]) -> tuple[list[Reading], int]:
 
     The last guard before the outbox, whatever a poller missed: a field that is not a
     finite number or text is removed (a boolean becomes 0/1), text is cleaned and capped,
-    an empty tag is removed, and a reading left with no fields is dropped. Readings that
-    need nothing (nearly all) are passed through as they are."""
+    an empty tag is removed, and a reading left with no fields is dropped. Text that holds
+    a secret of the config (a community quoted in an error, a password in a URI) has it
+    replaced by ``***`` (:mod:`wardwatch.redact`), and a URI's ``user:pass@`` is removed.
+    Readings that need nothing (nearly all) are passed through as they are."""
     out: list[Reading] = []
     removed = 0
     for r in readings:
@@ -55,10 +58,10 @@ def safe_readings(readings: Sequence[Reading]) -> tuple[list[Reading], int]:
             elif isinstance(value, float) and math.isfinite(value):
                 fields[key] = value
             elif isinstance(value, str):
-                fields[key] = clean(value, limit=MAX_FIELD)
+                fields[key] = clean(redact.redact(value), limit=MAX_FIELD)
             else:
                 removed += 1
-        tags = {k: c for k, v in r.tags.items() if isinstance(v, str) and (c := clean(v))}
+        tags = {k: c for k, v in r.tags.items() if isinstance(v, str) and (c := clean(redact.redact(v)))}
         removed += len(r.tags) - len(tags)
         if fields:
             out.append(Reading(device=r.device, kind=r.kind, measurement=r.measurement, time_ms=r.time_ms,
@@ -75,11 +78,17 @@ def _fine(r: Reading) -> bool:
             if not -(2**63) <= value < 2**63:
                 return False
         elif type(value) is str:
-            if len(value) > MAX_FIELD or not value.isprintable():
+            if len(value) > MAX_FIELD or not value.isprintable() or _leaks(value):
                 return False
         else:
             return False
-    return all(type(v) is str and 0 < len(v) <= MAX_TAG and v.isprintable() for v in r.tags.values())
+    return all(type(v) is str and 0 < len(v) <= MAX_TAG and v.isprintable() and not _leaks(v)
+               for v in r.tags.values())
+
+
+def _leaks(text: str) -> bool:
+    """Whether redaction would change ``text``: a registered secret, or a URI with userinfo."""
+    return redact.contains_secret(text) or ("@" in text and redact.strip_userinfo(text) != text)
 
 
 def progress_bar(done: int, total: int, width: int = 20) -> str:

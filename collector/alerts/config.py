@@ -7,6 +7,7 @@ line naming the key, and the collector exits 2.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -16,7 +17,7 @@ from dateutil.rrule import rrule, rruleset, rrulestr
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from wardwatch import wire
-from wardwatch.config import Duration, Strict
+from wardwatch.config import Duration, Strict, refuse_credentials
 
 _CHANNEL = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _URL = r"^https?://[^/\s?#@]+(/[^\s?#]*)?$"  # no user:pass@: credentials have their own keys
@@ -115,6 +116,14 @@ class WebhookChannel(_Channel):
     bearer_token: SecretStr | None = Field(None, description="sent as Authorization: Bearer, when set")
     max_alerts: int = Field(0, ge=0, le=10_000, description="alerts per message; 0 is no limit (like Alertmanager)")
 
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: object) -> object:
+        if isinstance(value, str):
+            refuse_credentials(value, "use the channel's bearer_token (or bearer_token_file), sent as "
+                               "Authorization: Bearer; the webhook channel has no basic auth")
+        return value
+
 
 class TelegramChannel(_Channel):
     """Telegram Bot API ``sendMessage`` (4,096 characters a message)."""
@@ -123,6 +132,11 @@ class TelegramChannel(_Channel):
     token: SecretStr = Field(description="the bot token from @BotFather; ${ENV} or token_file")
     chat_id: str = Field(min_length=1, max_length=64, description="chat, group or channel id (e.g. -1001234567890)")
     base_url: str = Field("https://api.telegram.org", pattern=_URL, description="the Bot API's base URL")
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: object) -> object:
+        return _bot_base_url(value)
 
 
 class ZaloChannel(_Channel):
@@ -134,6 +148,23 @@ class ZaloChannel(_Channel):
     base_url: str = Field(
         "https://bot-api.zaloplatforms.com", pattern=_URL, description="the Zalo Bot Platform API's base URL"
     )
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _no_credentials(cls, value: object) -> object:
+        return _bot_base_url(value)
+
+
+_BOT_PATH = re.compile(r"/bot[^/]*\d+:[^/]+")  # https://api.telegram.org/bot123456:ABC...
+
+
+def _bot_base_url(value: object) -> object:
+    """A bot API's base URL carries neither a login nor the bot token (the channel adds it)."""
+    if isinstance(value, str):
+        refuse_credentials(value, "the bot token goes in token (or token_file)")
+        if _BOT_PATH.search(value):
+            raise ValueError("the bot token goes in token (or token_file), not in base_url")
+    return value
 
 
 class EmailChannel(_Channel):
@@ -149,6 +180,13 @@ class EmailChannel(_Channel):
     password: SecretStr | None = Field(None, description="SMTP auth password; ${ENV} or password_file")
     sender: str = Field(alias="from", min_length=3, max_length=256, description="From: address")
     to: list[Annotated[str, Field(min_length=3, max_length=256)]] = Field(min_length=1, max_length=100)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if "@" in value or "://" in value:
+            raise ValueError("a host name or address only; the login goes in username and password (or password_file)")
+        return value
 
     @model_validator(mode="after")
     def _pairs(self) -> EmailChannel:
@@ -240,8 +278,6 @@ class AlertsSection(Strict):
     @field_validator("channels")
     @classmethod
     def _channel_names(cls, value: dict[str, object]) -> dict[str, object]:
-        import re
-
         for name in value:
             if not re.match(_CHANNEL, name):
                 raise ValueError(f"{name!r} is not a channel name (letters, digits, '_', '.', '-')")
