@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -47,6 +47,17 @@ STOPPING: Final = web.AppKey("ww_stopping", asyncio.Event)
 def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
+
+# On every response that does not set its own (the signed-link page does): the pages may load
+# nothing but this server's own files, no inline script, and nothing may frame them. Static
+# files are cacheable; everything else, the API first, is no-store.
+SECURITY_HEADERS: Final = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
 
 HEALTH_OPEN: Final = frozenset({"status", "mqtt_connected", "mqtt_subscribed", "influx_ok"})
 
@@ -88,12 +99,27 @@ def _auth(a: web_auth.Auth) -> Any:
                         given = str((await request.post()).get(web_auth.CSRF_FIELD, ""))
                     if not a.csrf_ok(sid, given):
                         return web.json_response({"error": "missing or wrong CSRF token (X-CSRF-Token)"}, status=403)
-        response: web.StreamResponse = await handler(request)
-        if request.secure:  # over our own TLS listener: browsers keep to https from now on
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:  # a redirect, a 404: a response too
+            _secure(request, exc.headers)
+            raise
+        if not response.prepared:  # a stream (the event feed) has sent its headers already
+            _secure(request, response.headers)
         return response
 
     return auth
+
+
+def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    """Add what a response has not set of :data:`SECURITY_HEADERS`, ``no-store`` but for static
+    files, and HSTS over our own TLS listener (browsers keep to https from then on)."""
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+    if request.secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
 def server_tls(hcfg: HttpSection) -> ssl.SSLContext | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -178,6 +179,26 @@ async def test_without_the_token_the_api_is_401_and_pages_go_to_login(site: Site
     assert status == 200 and body == {"status": "ok"}
     status, text, _ = await site.get("/login")
     assert status == 200 and 'name="token"' in text
+
+
+async def test_security_headers_on_pages_and_api(site: Site) -> None:
+    """CSP with no inline script and no framing on every page; no-store on the API and the
+    pages; static files cacheable. The pages' HTML has no inline script or handler either,
+    so the CSP costs them nothing."""
+    for path in ("/", f"/ward/{WARD}", f"/device/{WARD}/sw-core", "/alerts", "/reports", "/login",
+                 "/api/v1/wards", "/api/v1/alerts", "/nothing-here"):
+        status, body, resp = await site.get(path, headers=BEARER)
+        assert status in (200, 404), path
+        csp = resp.headers.get("Content-Security-Policy", f"none on {path}")
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp, path
+        assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Cache-Control"] == "no-store", path
+        if isinstance(body, str) and "<html" in body:
+            scripts = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", body)
+            assert scripts == [], (path, scripts)
+            assert not re.search(r"<[^>]+\son[a-z]+\s*=", body), path
+    status, _, resp = await site.get("/static/app.js", headers=BEARER)
+    assert status == 200 and resp.headers.get("Cache-Control") != "no-store"
 
 
 async def test_every_endpoint_with_the_bearer_token(site: Site) -> None:

@@ -35,14 +35,6 @@ TEMPLATES: Final = HERE / "templates"
 REPORT_FORMATS: Final = ("html", "csv", "json")
 STATE_ICONS: Final = {"ok": "✓", "degraded": "▲", "down": "✕", "unknown": "?"}
 TIME_FORMAT: Final = "%H:%M:%S %d/%m/%Y"
-_PAGE_HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    # Offline by construction: the page may load nothing but this server's own files.
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-}
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -144,8 +136,7 @@ class Pages:
             auth_on=self.service.cfg.http.token is not None,
             **context,
         )
-        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
-                            headers=_PAGE_HEADERS)  # fmt: skip
+        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")  # fmt: skip
 
     def _doc(self, name: str, *args: str) -> tuple[bool, dict[str, Any] | None]:
         """(backend present, its document): the API function ``name`` of api.py."""
@@ -252,7 +243,7 @@ def render_login(request: web.Request, *, next: str = "/", error: str = "", stat
         t=t, lang=lang, next=next if next.startswith("/") and not next.startswith("//") else "/",
         error=error if error in ("bad_token", "rate_limited") else "", csrf="",
     )  # fmt: skip
-    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
 
 def routes(fleet: Any, service: AlertService, influx: Any) -> list[web.RouteDef]:
