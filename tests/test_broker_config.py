@@ -8,11 +8,13 @@ collector over the listener with the generated credentials files."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import stat
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,8 +335,15 @@ def test_an_agent_and_a_collector_over_tls_with_the_generated_credentials(
 ) -> None:
     from tests.pipeline import Collector, switch_sim
 
+    # The alert engine rides along: its own subscription and its MQTT channel go over the
+    # same TLS login. A rule that fires on a switch that answers proves it saw the readings.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: switch_answers, series: device_status, field: up, when: {equals: 1}, "
+                     "for: 0s, severity: info, summary: {vi: '{device} trả lời', en: '{device} answers'}}\n")
+    alerts = {"rules": str(rules), "state": str(tmp_path / "alerts.db"), "channels": {"bus": {"type": "mqtt"}},
+              "routes": [{"channels": ["bus"], "group_wait": "0.2s"}]}
     coll = Collector(tmp_path / "c", mqtt_port=broker.port, influx_url=influx.url, database=database,
-                     mqtt=broker.creds("collector-1") | {"share_group": "collectors"})  # fmt: skip
+                     mqtt=broker.creds("collector-1") | {"share_group": "collectors"}, alerts=alerts)  # fmt: skip
     assert coll.config.read_text().count("password_file") == 1
     with switch_sim(tmp_path, "sw-tls") as sim:
         cfg = write_yaml(tmp_path / "agent.yaml", {
@@ -357,6 +366,20 @@ def test_an_agent_and_a_collector_over_tls_with_the_generated_credentials(
                     timeout=30, what=lambda: f"readings in InfluxDB\n{agent.log_tail()}\n{coll.service.log_tail()}",
                 )  # fmt: skip
                 assert rows[0]["up"] == 1
+                fired = wait_for(
+                    lambda: influx.points("SELECT state, device FROM alert WHERE alertname = 'switch_answers'",
+                                          db=database),
+                    timeout=20, what=lambda: f"the alert engine's alert over TLS\n{coll.service.log_tail()}",
+                )  # fmt: skip
+                assert fired[0]["state"] == "firing" and fired[0]["device"] == "sw-1"
+
+                def delivered() -> list[dict[str, Any]]:
+                    req = urllib.request.Request(f"http://127.0.0.1:{coll.http_port}/api/v1/alerts/deliveries",
+                                                 headers={"Authorization": f"Bearer {coll.token}"})  # fmt: skip
+                    with urllib.request.urlopen(req, timeout=5) as resp:
+                        return [d for d in json.load(resp)["deliveries"] if d["channel"] == "bus" and d["ok"]]
+
+                wait_for(delivered, timeout=10, what="the MQTT channel's delivery over TLS")
                 # The cam-pho agent's login forging a minh-an batch: refused by the broker, so
                 # nothing of it reaches InfluxDB while the agent's own readings keep coming.
                 forged = wire.Batch(schema=wire.SCHEMA, agent="minh-an-1", ward="minh-an", seq=0, readings=[
