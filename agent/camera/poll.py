@@ -113,10 +113,11 @@ class CameraSession:
     poller's shared HTTP session (the ONVIF calls go over it, agent/camera/soap.py)."""
 
     def __init__(self, *, device: DeviceConfig, username: str, password: str,
-                 http: Callable[[], aiohttp.ClientSession]) -> None:
+                 http: Callable[[], aiohttp.ClientSession], allow_basic: bool = False) -> None:
         self.device = device
         self.options: CameraOptions = device.camera
         self.username, self.password = username, password
+        self.allow_basic = allow_basic  # the auth profile's onvif.allow_basic (agent/camera/trust.py)
         self.client = SoapClient(host=device.host, port=device.port or DEFAULT_PORT, username=username,
                                  password=password, time_limit=device.timeout, http=http)
         self.state = CameraState(frozen=FrozenDetector(self.options.frozen_after))
@@ -148,7 +149,7 @@ class CameraPoller:
         profile = self.cfg.auth[dev.auth].onvif
         assert profile is not None  # config.check() guarantees it
         cam = CameraSession(device=dev, username=profile.username, password=profile.password.get_secret_value(),
-                            http=self.http)
+                            http=self.http, allow_basic=profile.allow_basic)
         self._sessions.append(cam)
         return cam
 
@@ -191,6 +192,7 @@ class _MediaFacts:
     rtsp_reason: str | None = None
     snapshot_uri: bool | None = None
     snapshot_ok: bool | None = None
+    snapshot_reason: str | None = None
     frozen: bool = False
 
 
@@ -297,7 +299,7 @@ async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports:
     ok, reason = assess(Facts(
         online=online, onvif_error=error_class, skew_auth=st.skew_auth and authed,
         rtsp_reason=facts.rtsp_reason, snapshot_uri=facts.snapshot_uri, snapshot_ok=facts.snapshot_ok,
-        frozen=facts.frozen, icmp_ok=icmp_ok,
+        snapshot_reason=facts.snapshot_reason, frozen=facts.frozen, icmp_ok=icmp_ok,
         port_up=port_up, poe_delivering=poe,
     ))
     # poll_ms leaves out the PullMessages wait (events_ms), which is the camera holding the request
@@ -408,11 +410,14 @@ async def _media(cam: CameraSession, http: aiohttp.ClientSession, health: Fields
     except DeviceError as exc:
         return exc.reason, str(exc)
 
+    # Stream and snapshot URIs on another host than the configured one are not followed with
+    # the camera's credentials, and Basic goes only over TLS unless allowed (agent/camera/trust.py).
     rtsp_task = rtsp.probe(stream_uri, username=cam.username, password=cam.password, time_limit=dev.timeout,
-                           tls=cam.tls)
+                           tls=cam.tls, camera_host=dev.host, allow_basic=cam.allow_basic)
     if snap_uri is not None:
         snap_task = snapshot.fetch(http, snap_uri, username=cam.username, password=cam.password,
-                                   time_limit=dev.timeout, tls=cam.tls)
+                                   time_limit=dev.timeout, tls=cam.tls, camera_host=dev.host,
+                                   allow_basic=cam.allow_basic)
         rtsp_res, snap_res = await asyncio.gather(rtsp_task, snap_task)
     else:
         rtsp_res, snap_res = await rtsp_task, None
@@ -421,9 +426,11 @@ async def _media(cam: CameraSession, http: aiohttp.ClientSession, health: Fields
     health.update({"rtsp_ok": int(rtsp_res.ok), "rtsp_ms": rtsp_res.ms, "rtsp_status": rtsp_res.status})
     if rtsp_res.video is not None and rtsp_res.video.codec:
         health["rtsp_codec"] = rtsp_res.video.codec  # cleaned by rtsp.parse_sdp
+    if not rtsp_res.ok:
+        health["rtsp_error"] = rtsp_res.reason
     detail = "" if rtsp_res.ok else f"rtsp: {rtsp_res.detail}"
     if snap_res is not None:
-        facts.snapshot_ok = snap_res.ok
+        facts.snapshot_ok, facts.snapshot_reason = snap_res.ok, snap_res.reason
         health.update({"snapshot_ok": int(snap_res.ok), "snapshot_bytes": snap_res.size, "snapshot_ms": snap_res.ms,
                        "snapshot_status": snap_res.status})
         if not snap_res.ok:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wardwatch.agent.camera.digest import Challenge, DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.camera.trust import BASIC_REFUSED, basic_allowed, offhost, same_host
 from wardwatch.agent.core.text import MAX_FIELD, clean
 
 USER_AGENT = "wardwatch"
@@ -52,7 +53,9 @@ class RtspResult:
     ok: bool
     status: int  # the last RTSP status seen; 0 when there was none
     ms: float
-    reason: str  # ok, rtsp_401, rtsp_404, rtsp_<status>, rtsp_timeout, rtsp_refused, rtsp_error, rtsp_no_video
+    # ok, rtsp_401, rtsp_404, rtsp_<status>, rtsp_timeout, rtsp_refused, rtsp_error, rtsp_no_video,
+    # rtsp_offhost, rtsp_basic_refused
+    reason: str
     detail: str = ""
     media: tuple[SdpMedia, ...] = field(default_factory=tuple)
 
@@ -63,6 +66,10 @@ class RtspResult:
 
 class RtspProtocolError(Exception):
     """A reply that is not RTSP, or one over the size caps."""
+
+
+class BasicRefused(Exception):
+    """The server offers only Basic over plaintext RTSP, and the profile does not allow it."""
 
 
 _CONTEXTS: dict[str | None, ssl.SSLContext] = {}
@@ -218,6 +225,7 @@ class _Conn:
         self.cseq = 0
         self.challenge: Challenge | None = None
         self.nc = 0
+        self.basic_ok = False  # may a Basic challenge be answered (rtsps, or allow_basic)
 
     def auth_for(self, method: str, user: str | None, pw: str | None) -> dict[str, str]:
         """An Authorization header for ``method`` from the last challenge, if there was one."""
@@ -237,10 +245,14 @@ class _Conn:
 
 
 async def probe(url: str, *, username: str | None, password: str | None, time_limit: float,
-                tls: ssl.SSLContext | None = None) -> RtspResult:
+                tls: ssl.SSLContext | None = None, camera_host: str | None = None,
+                allow_basic: bool = False) -> RtspResult:
     """OPTIONS + DESCRIBE on ``url``; never raises for a device's fault, only reports it.
 
-    ``rtsps`` URLs go over TLS with ``tls`` (default: :func:`tls_context`, no verification)."""
+    ``rtsps`` URLs go over TLS with ``tls`` (default: :func:`tls_context`, no verification).
+    ``camera_host``: a URL naming another host is not connected to (``rtsp_offhost``), so
+    the camera's credentials never leave it. Basic is answered only over rtsps, or with
+    ``allow_basic`` (``rtsp_basic_refused`` otherwise; agent/camera/trust.py)."""
     started = time.monotonic()
 
     def done(ok: bool, status: int, reason: str, detail: str = "",
@@ -252,6 +264,8 @@ async def probe(url: str, *, username: str | None, password: str | None, time_li
         bare, host, port, url_user, url_pass = split_url(url)
     except ValueError as exc:
         return done(False, 0, "rtsp_error", str(exc))
+    if camera_host is not None and not same_host(host, camera_host):
+        return done(False, 0, "rtsp_offhost", offhost("the stream URI", host, camera_host))
     user = url_user if url_user is not None else username
     pw = url_pass if url_pass is not None else password
     secure = bare.lower().startswith("rtsps:")
@@ -265,6 +279,7 @@ async def probe(url: str, *, username: str | None, password: str | None, time_li
                 host, port, limit=MAX_LINE, ssl=ctx, server_hostname=host if ctx is not None else None,
                 ssl_handshake_timeout=handshake_s if ctx is not None else None)
             conn = _Conn(reader, writer, bare)
+            conn.basic_ok = basic_allowed("rtsps" if secure else "rtsp", allow_basic)
             reply = await conn.request("OPTIONS")
             status = reply.status
             if reply.status == 401:  # some servers challenge OPTIONS already
@@ -288,6 +303,8 @@ async def probe(url: str, *, username: str | None, password: str | None, time_li
         return done(False, status, "rtsp_timeout", f"no answer within {time_limit:g}s")
     except ConnectionRefusedError:
         return done(False, status, "rtsp_refused", f"{host}:{port} refused the connection")
+    except BasicRefused:
+        return done(False, status, "rtsp_basic_refused", BASIC_REFUSED.format(scheme="rtsp") + " (no credentials sent)")
     except (RtspProtocolError, DigestError, asyncio.IncompleteReadError) as exc:
         return done(False, status, "rtsp_error", str(exc) or type(exc).__name__)
     except ssl.SSLError as exc:  # before OSError, of which it is one
@@ -317,5 +334,7 @@ async def _authenticate(conn: _Conn, method: str, reply: _Reply, extra: dict[str
     challenge = pick(parse_challenges(reply.all("WWW-Authenticate")))
     if challenge is None or user is None or pw is None:
         return reply
+    if challenge.scheme == "basic" and not conn.basic_ok:
+        raise BasicRefused
     conn.challenge, conn.nc = challenge, 0
     return await conn.request(method, {**extra, **conn.auth_for(method, user, pw)})

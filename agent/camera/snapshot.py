@@ -23,6 +23,7 @@ import aiohttp
 from yarl import URL
 
 from wardwatch.agent.camera.digest import DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.camera.trust import BASIC_REFUSED, basic_allowed, offhost, redact, same_host
 from wardwatch.agent.core.text import MAX_FIELD, clean
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -43,7 +44,7 @@ class SnapshotResult:
     size: int  # bytes of image (read so far, when it failed while reading)
     ms: float
     # ok, snapshot_401, snapshot_http_<status>, snapshot_timeout, snapshot_refused,
-    # snapshot_not_image, snapshot_too_large, snapshot_error
+    # snapshot_not_image, snapshot_too_large, snapshot_offhost, snapshot_basic_refused, snapshot_error
     reason: str
     detail: str = ""
     digest: str | None = None  # blake2b of the image, for frozen detection
@@ -56,17 +57,27 @@ class _Answer:
     size: int = 0
     head: bytes = b""  # the first bytes, for the image check
     digest: str | None = None
+    location: str | None = None  # a redirect's Location
 
 
 def fingerprint(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+MAX_REDIRECTS = 3
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 async def fetch(session: aiohttp.ClientSession, url: str, *, username: str | None, password: str | None,
-                time_limit: float, tls: ssl.SSLContext | None = None) -> SnapshotResult:
+                time_limit: float, tls: ssl.SSLContext | None = None, camera_host: str | None = None,
+                allow_basic: bool = False) -> SnapshotResult:
     """GET ``url``, answering one auth challenge. Never raises for a device's fault.
 
-    ``tls`` is the context for an https snapshot URI (None: the session's default)."""
+    ``tls`` is the context for an https snapshot URI (None: the session's default).
+    ``camera_host`` (the device's configured host): a URI, or a redirect, to any other host
+    is not followed (``snapshot_offhost``), so the camera's credentials never leave it
+    (agent/camera/trust.py). Basic goes only over https unless ``allow_basic``
+    (``snapshot_basic_refused`` otherwise)."""
     started = time.monotonic()
 
     def done(ok: bool, status: int, reason: str, detail: str = "", size: int = 0,
@@ -79,22 +90,42 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, username: str | Non
     except (ValueError, TypeError) as exc:
         return done(False, 0, "snapshot_error", f"bad snapshot URI: {exc}")
     if target.scheme not in ("http", "https") or not target.host:
-        return done(False, 0, "snapshot_error", f"not an http(s) snapshot URI: {clean(url, limit=80)!r}")
+        return done(False, 0, "snapshot_error", f"not an http(s) snapshot URI: {clean(redact(url), limit=80)!r}")
+    trusted = camera_host if camera_host is not None else target.host
+    if not same_host(target.host, trusted):
+        return done(False, 0, "snapshot_offhost", offhost("the snapshot URI", target.host, trusted))
     if target.user is not None:  # credentials in the URI win; never send them as URL userinfo
         username, password = target.user, target.password or ""
         target = target.with_user(None)
     status = 0
     try:
         async with asyncio.timeout(time_limit):
-            ans = await _get(session, target, {}, tls)
-            status = ans.status
-            if ans.status == 401 and username is not None and password is not None:
-                challenge = pick(parse_challenges(ans.challenges[:MAX_CHALLENGES]))
-                if challenge is not None:
-                    uri = target.raw_path_qs
-                    auth = authorization(challenge, method="GET", uri=uri, username=username, password=password)
-                    ans = await _get(session, target, {"Authorization": auth}, tls)
-                    status = ans.status
+            for _hop in range(MAX_REDIRECTS + 1):
+                ans = await _get(session, target, {}, tls)
+                status = ans.status
+                if ans.status == 401 and username is not None and password is not None:
+                    challenge = pick(parse_challenges(ans.challenges[:MAX_CHALLENGES]))
+                    if challenge is not None and challenge.scheme == "basic" and not basic_allowed(
+                            target.scheme, allow_basic):
+                        return done(False, status, "snapshot_basic_refused",
+                                    BASIC_REFUSED.format(scheme=target.scheme) + " (no credentials sent)")
+                    if challenge is not None:
+                        uri = target.raw_path_qs
+                        auth = authorization(challenge, method="GET", uri=uri, username=username, password=password)
+                        ans = await _get(session, target, {"Authorization": auth}, tls)
+                        status = ans.status
+                if ans.status not in REDIRECTS or not ans.location:
+                    break
+                # A redirect: followed on the camera's own host only, and challenged afresh there.
+                try:
+                    nxt = target.join(URL(ans.location))
+                except (ValueError, TypeError):
+                    return done(False, status, "snapshot_error", "an unusable redirect Location")
+                if nxt.scheme not in ("http", "https") or not same_host(nxt.host, trusted):
+                    return done(False, status, "snapshot_offhost", offhost("the snapshot redirect", nxt.host, trusted))
+                target = nxt.with_user(None)
+            else:
+                return done(False, status, "snapshot_error", f"more than {MAX_REDIRECTS} redirects")
     except TimeoutError:
         return done(False, status, "snapshot_timeout", f"no image within {time_limit:g}s")
     except SnapshotTooLarge as exc:
@@ -125,7 +156,7 @@ async def _get(session: aiohttp.ClientSession, url: URL, headers: dict[str, str]
     async with request as resp:
         challenges = resp.headers.getall("WWW-Authenticate", [])
         if resp.status != 200:
-            return _Answer(resp.status, challenges)
+            return _Answer(resp.status, challenges, location=resp.headers.get("Location"))
         length = resp.content_length
         if length is not None and length > MAX_BYTES:
             raise SnapshotTooLarge(f"Content-Length {length} is over the {MAX_BYTES // 2**20} MiB cap")

@@ -24,10 +24,12 @@ import base64
 import datetime as dt
 import hashlib
 import importlib
+import logging
 import os
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -49,9 +51,11 @@ from wardwatch.agent.camera.onvif import (
     parse_clock,
     parse_profiles,
 )
+from wardwatch.agent.camera.trust import redact, same_host
 from wardwatch.agent.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError
 from wardwatch.agent.core.text import clean
 
+log = logging.getLogger(__name__)
 etree: Any = importlib.import_module("lxml.etree")  # lxml has no type stubs here
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -175,6 +179,28 @@ class SoapClient:
         self.xaddrs: dict[str, str] = {}
         self.xaddrs_ok = False
         self.device_url = f"http://{host}:{port}/onvif/device_service"
+        self._netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._urls: dict[str, str] = {}  # an address the camera named -> where it is asked (on_camera)
+
+    def on_camera(self, url: str) -> str:
+        """``url`` (an XAddr or subscription address the camera named) on the configured host:
+        an address on another host is asked at the camera's own host:port with the same path,
+        so the UsernameToken never goes to a host the camera names (agent/camera/trust.py)."""
+        known = self._urls.get(url)
+        if known is not None:
+            return known
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise DeviceProtocolError(f"unusable service address {clean(redact(url), limit=80)!r}") from None
+        fixed = url
+        if not same_host(parts.hostname, self.host):
+            fixed = urlunsplit(("http", self._netloc, parts.path or "/", parts.query, ""))
+            log.info("camera %s:%s names %s for a service; asked at %s instead", self.host, self.port,
+                     redact(url)[:120], self._netloc)
+        if len(self._urls) < 64:
+            self._urls[url] = fixed
+        return fixed
 
     def set_time_offset(self, seconds: float | None) -> None:
         self.offset_s = seconds
@@ -192,6 +218,7 @@ class SoapClient:
 
     async def request(self, what: str, url: str, action: str, body: str, *, auth: bool = True) -> Any:
         """POST one envelope; the answer's element (an lxml element) or the agent's error."""
+        url = self.on_camera(url)
         header = self._security() if auth else ""
         envelope = (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP12}"><s:Header>{header}'
                     f"</s:Header><s:Body>{body}</s:Body></s:Envelope>").encode()
@@ -199,11 +226,11 @@ class SoapClient:
         try:
             async with asyncio.timeout(self.time_limit):
                 try:
-                    status, data = await self._post(url, envelope, headers, what)
+                    status, data, challenges = await self._post(url, envelope, headers, what)
                 except aiohttp.ServerDisconnectedError:
                     # A kept-alive connection the camera had closed (it may, RFC 9112 9.3.1; it
                     # does when it restarts): once more, on a new one, as onvif-zeep-async does.
-                    status, data = await self._post(url, envelope, headers, what)
+                    status, data, challenges = await self._post(url, envelope, headers, what)
         except asyncio.CancelledError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
@@ -211,9 +238,13 @@ class SoapClient:
             if err is None:  # a ValueError of aiohttp's (a URL it cannot use)
                 raise DeviceProtocolError(f"{what}: {type(exc).__name__}: {clean(str(exc), limit=120)}") from None
             raise err from None
+        if status == 401 and challenges and all(c.lower().startswith("basic") for c in challenges):
+            raise DeviceAuthError(f"{what}: HTTP 401: the camera wants HTTP Basic auth; wardwatch signs SOAP calls "
+                                  "with a WS-UsernameToken digest and never sends the password itself")
         return parse_answer(status, data, what)
 
-    async def _post(self, url: str, envelope: bytes, headers: dict[str, str], what: str) -> tuple[int, bytes]:
+    async def _post(self, url: str, envelope: bytes, headers: dict[str, str], what: str
+                    ) -> tuple[int, bytes, list[str]]:
         async with self._http().post(url, data=envelope, headers=headers, allow_redirects=False) as resp:
             if resp.content_length is not None and resp.content_length > MAX_ANSWER:
                 resp.close()  # drop the connection rather than read it
@@ -225,7 +256,8 @@ class SoapClient:
                 if len(data) > MAX_ANSWER:
                     resp.close()
                     raise AnswerTooLarge(f"{what}: answer over the {MAX_ANSWER // 2**20} MiB cap")
-            return resp.status, bytes(data)
+            challenges = resp.headers.getall("WWW-Authenticate", []) if resp.status == 401 else []
+            return resp.status, bytes(data), challenges
 
     # The device service ------------------------------------------------------------------
 

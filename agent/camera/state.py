@@ -53,6 +53,7 @@ class Facts:
     rtsp_reason: str | None = None  # RtspResult.reason
     snapshot_uri: bool | None = None  # False: the camera gave no snapshot URI
     snapshot_ok: bool | None = None
+    snapshot_reason: str | None = None  # SnapshotResult.reason
     frozen: bool = False
     icmp_ok: bool | None = None
     port_up: bool | None = None
@@ -83,6 +84,8 @@ def assess(f: Facts) -> tuple[bool, str]:
         if f.onvif_error in ("auth", "clock_skew_auth", "bad_xml"):
             return False, f.onvif_error
         return False, "onvif_error"
+    if f.rtsp_reason == "rtsp_basic_refused" or f.snapshot_reason == "snapshot_basic_refused":
+        return False, "auth"  # the credentials were not sent: Basic over plaintext (agent/camera/trust.py)
     if f.rtsp_reason is not None and f.rtsp_reason != "ok":
         return False, f.rtsp_reason if f.rtsp_reason in _RTSP_REASONS else "rtsp_error"
     if f.snapshot_uri is False:

@@ -10,8 +10,10 @@ or several times, is one :class:`ProbeMatch`.
 Nothing here trusts the network: a datagram larger than :data:`MAX_DATAGRAM`, one that is
 not XML, carries a DTD, is not a ProbeMatches, or answers somebody else's Probe is dropped
 with a debug line and counted in :class:`Stats`; at most :data:`MAX_DATAGRAMS` datagrams and
-:data:`MAX_MATCHES` cameras are taken per probe. The stdlib parser is used (expat: no
-external entities, no network); DTDs are refused before parsing, as SOAP forbids them.
+:data:`MAX_MATCHES` cameras are taken per probe. Datagrams are parsed with defusedxml
+(issue 14) with ``forbid_dtd``: a DTD, an entity declaration or an external reference stops
+the parse where it starts, in whatever encoding it comes (a UTF-16 billion-laughs answer has
+no ``<!DOCTYPE`` bytes to spot), so no entity is ever expanded; SOAP forbids DTDs anyway.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
+
+import defusedxml  # type: ignore[import-untyped]
+import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +183,13 @@ def parse_matches(data: bytes, *, source: str, relates_to: str | None) -> list[P
     without RelatesTo is taken, as some cameras omit it)."""
     if len(data) > MAX_DATAGRAM:
         raise BadDatagram(f"{len(data)} bytes, more than {MAX_DATAGRAM}")
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:  # the cheap common case, before any parsing
         raise BadDatagram("carries a DTD (SOAP forbids them)")
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
+        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise BadDatagram(f"carries a DTD, entities or external references, refused ({type(exc).__name__})") from None
+    except (ET.ParseError, ValueError) as exc:
         raise BadDatagram(f"not XML: {exc}") from None
     if _local(root.tag) != "Envelope":
         raise BadDatagram(f"not a SOAP envelope: <{_local(root.tag)[:40]}>")

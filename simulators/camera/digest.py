@@ -6,6 +6,8 @@ A stale nonce gets a fresh challenge with ``stale=TRUE``, as browsers and aiohtt
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -87,3 +89,20 @@ class DigestAuth:
         if not hmac.compare_digest(expected, response.lower()):
             return "bad"
         return state
+
+    # Basic (RFC 7617), for the ``basic_only`` knob: what old firmware offers on plain http/rtsp.
+
+    def basic_challenge(self) -> str:
+        return f'Basic realm="{self.realm}"'
+
+    def verify_basic(self, header: str | None) -> str:
+        """``ok`` or ``bad`` for a ``Basic`` Authorization header."""
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return "bad"
+        try:
+            user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return "bad"
+        ok = sep and hmac.compare_digest(user, self.username) and hmac.compare_digest(password, self.password)
+        return "ok" if ok else "bad"

@@ -1,7 +1,9 @@
 """WS-Discovery (2005/04) responder: answers a multicast Probe for NetworkVideoTransmitter with
 one ProbeMatches per available camera, sent unicast to the prober's address and port.
 
-It joins 239.255.255.250 on one given interface address only; nothing else is touched.
+It joins 239.255.255.250 on one given interface address only; nothing else is touched. With
+``unicast=True`` it listens on that address and a port instead (Probes sent straight to it:
+tests that need no multicast route or namespace).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from wardwatch.simulators.camera import garbage
 from wardwatch.simulators.camera.services import scopes
 from wardwatch.simulators.camera.state import Camera
 
@@ -80,9 +83,11 @@ class _Protocol(asyncio.DatagramProtocol):
 class DiscoveryResponder:
     """Answers Probes arriving on ``interface`` (an IPv4 address) for the cameras ``cameras()`` returns."""
 
-    def __init__(self, *, interface: str, cameras: Callable[[], Sequence[Camera]], port: int = PORT) -> None:
+    def __init__(self, *, interface: str, cameras: Callable[[], Sequence[Camera]], port: int = PORT,
+                 unicast: bool = False) -> None:
         self.interface = interface
         self.port = port
+        self.unicast = unicast  # listen on interface:port (0: ephemeral) instead of joining the group
         self.cameras = cameras
         self._listen: asyncio.DatagramTransport | None = None
         self._send: socket.socket | None = None
@@ -91,10 +96,14 @@ class DiscoveryResponder:
 
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((GROUP, self.port))
-        mreq = struct.pack("4s4s", socket.inet_aton(GROUP), socket.inet_aton(self.interface))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        if self.unicast:  # Probes sent straight to interface:port: tests without multicast routing
+            sock.bind((self.interface, self.port))
+            self.port = sock.getsockname()[1]
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((GROUP, self.port))
+            mreq = struct.pack("4s4s", socket.inet_aton(GROUP), socket.inet_aton(self.interface))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         sock.setblocking(False)
         send = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         send.bind((self.interface, 0))
@@ -113,8 +122,13 @@ class DiscoveryResponder:
         for cam in self.cameras():
             if cam.available() and matches(cam, types, wanted):
                 self._counter += 1
+                answer = probe_matches(cam, message_id, self._counter)
                 try:
-                    self._send.sendto(probe_matches(cam, message_id, self._counter), addr)
+                    if cam.faults.discovery_laughs:  # hostile: entity bombs, in UTF-8 and in UTF-16
+                        for utf16 in (False, True):
+                            self._send.sendto(garbage.laughs_document(answer, root="env:Envelope", utf16=utf16), addr)
+                        continue
+                    self._send.sendto(answer, addr)
                 except OSError as exc:
                     log.warning("discovery: reply for %s to %s failed: %s", cam.id, addr, exc)
 

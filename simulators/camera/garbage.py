@@ -85,6 +85,20 @@ def billion_laughs(body: str, header: str = "") -> bytes:
     return f"{decl}?>\n<!DOCTYPE env:Envelope [\n{_LAUGHS}]>\n{rest.lstrip()}".encode()
 
 
+def laughs_document(doc: bytes, *, root: str, utf16: bool = False) -> bytes:
+    """Any XML document ``doc`` (UTF-8, with an XML declaration) behind the billion-laughs DTD,
+    ``&lol9;`` referenced before its last closing tag; in UTF-16 (with a BOM) when ``utf16``,
+    where no ``<!DOCTYPE`` byte string shows for a filter to spot."""
+    text = doc.decode()
+    decl, _, rest = text.partition("?>")
+    head, sep, tail = rest.rpartition("</")
+    body = f"{head}&lol9;{sep}{tail}" if sep else rest
+    if utf16:
+        decl = decl.replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    out = f"{decl}?>\n<!DOCTYPE {root} [\n{_LAUGHS}]>\n{body.lstrip()}"
+    return out.encode("utf-16") if utf16 else out.encode()
+
+
 def _item(name: str | None, value: str | None) -> str:
     attrs = "" if name is None else f" Name={quoteattr(name)}"
     attrs += "" if value is None else f" Value={quoteattr(value)}"

@@ -91,10 +91,17 @@ class RtspServer:
             return self._response(501, "Not Implemented", cseq, {})
         if cam.faults.rtsp == "404":
             return self._response(404, "Not Found", cseq, {})
-        verdict = self.auth.verify(method, headers.get("authorization"))
+        header = headers.get("authorization")
+        if header and header.lower().startswith("basic"):
+            cam.basic_received += 1
+        if cam.faults.basic_only:
+            verdict = self.auth.verify_basic(header)
+            challenge = self.auth.basic_challenge()
+        else:
+            verdict = self.auth.verify(method, header)
+            challenge = self.auth.challenge(stale=verdict == "stale")
         if cam.faults.rtsp == "401" or cam.faults.auth_fail or verdict != "ok":
-            return self._response(401, "Unauthorized", cseq,
-                                  {"WWW-Authenticate": self.auth.challenge(stale=verdict == "stale")})
+            return self._response(401, "Unauthorized", cseq, {"WWW-Authenticate": challenge})
         index = self._stream_index(url)
         if index is None:
             return self._response(404, "Not Found", cseq, {})

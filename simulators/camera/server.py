@@ -204,10 +204,21 @@ class CameraServer:
         cam = self.cam
         if cam.faults.no_snapshot_uri:
             return web.Response(status=404)
-        verdict = self.http_auth.verify(request.method, request.headers.get("Authorization"))
-        if cam.faults.auth_fail or verdict != "ok":
-            return web.Response(status=401, headers={"WWW-Authenticate": self.http_auth.challenge(
-                stale=verdict == "stale" and not cam.faults.auth_fail)}, text="Unauthorized")
+        header = request.headers.get("Authorization")
+        if header and header.lower().startswith("basic"):
+            cam.basic_received += 1
+        if cam.faults.basic_only:
+            verdict = self.http_auth.verify_basic(header)
+            if cam.faults.auth_fail or verdict != "ok":
+                return web.Response(status=401, headers={"WWW-Authenticate": self.http_auth.basic_challenge()},
+                                    text="Unauthorized")
+        else:
+            verdict = self.http_auth.verify(request.method, header)
+            if cam.faults.auth_fail or verdict != "ok":
+                return web.Response(status=401, headers={"WWW-Authenticate": self.http_auth.challenge(
+                    stale=verdict == "stale" and not cam.faults.auth_fail)}, text="Unauthorized")
+        if cam.faults.snapshot_redirect:
+            return web.Response(status=302, headers={"Location": cam.faults.snapshot_redirect})
         if cam.faults.snapshot_huge:
             return await self._huge_snapshot(request, cam.faults.snapshot_huge)
         if not cam.faults.frozen:

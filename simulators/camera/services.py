@@ -242,13 +242,14 @@ async def get_stream_uri(cam: Camera, req: Request, base: str) -> str:
     protocol = req.text("StreamSetup/Transport/Protocol") or "RTSP"
     if protocol not in ("RTSP", "UDP", "TCP", "HTTP"):
         raise invalid_arg(f"unsupported transport {protocol!r}", "ter:InvalidStreamSetup")
-    uri = f"{cam.rtsp_scheme}://{cam.host}:{cam.rtsp_port}{rtsp_path(cam.brand, i)}"
+    uri = cam.faults.stream_uri or f"{cam.rtsp_scheme}://{cam.host}:{cam.rtsp_port}{rtsp_path(cam.brand, i)}"
     return f"<trt:GetStreamUriResponse>{_media_uri(uri)}</trt:GetStreamUriResponse>"
 
 
 async def get_snapshot_uri(cam: Camera, req: Request, base: str) -> str:
     i, _ = _profile(cam, req)
-    uri = None if cam.faults.no_snapshot_uri else f"http://{cam.host}:{cam.onvif_port}{snapshot_path(cam.brand, i)}"
+    uri = None if cam.faults.no_snapshot_uri else (
+        cam.faults.snapshot_uri or f"http://{cam.host}:{cam.onvif_port}{snapshot_path(cam.brand, i)}")
     return f"<trt:GetSnapshotUriResponse>{_media_uri(uri)}</trt:GetSnapshotUriResponse>"
 
 

@@ -19,6 +19,7 @@ MAX_QUEUED_EVENTS = 100
 # size knobs: true means the default size, false or 0 off, a number that many bytes
 SIZE_KNOBS = {"rtsp_long_line": 1024 * 1024, "snapshot_huge": 100 * 1024 * 1024}
 MAX_SIZE_KNOB = 16 * 1024 ** 3
+URI_KNOBS = ("snapshot_uri", "stream_uri", "snapshot_redirect")
 
 
 def _size(key: str, value: Any) -> int:
@@ -50,6 +51,12 @@ class Faults:
     rtsp_long_line: int = 0  # bytes of one header line in every RTSP reply (true: 1 MiB)
     snapshot_huge: int = 0  # bytes of a snapshot streamed on the fly, chunked (true: 100 MiB)
     event_garbage: bool = False  # PullMessages answers carry odd-shaped messages, now and then garbage bytes
+    # hostile cameras (docs/camera-simulator.md, "Hostile knobs")
+    snapshot_uri: str = ""  # GetSnapshotUri answers this URI (another host's, say) instead of its own
+    stream_uri: str = ""  # GetStreamUri answers this URI instead of its own
+    snapshot_redirect: str = ""  # an authenticated snapshot GET answers 302 to this Location
+    basic_only: bool = False  # snapshot and RTSP DESCRIBE challenge with HTTP Basic only (and accept it)
+    discovery_laughs: bool = False  # this camera's ProbeMatches are billion-laughs documents (UTF-8 and UTF-16)
 
     def update(self, values: dict[str, Any]) -> None:
         """Set the given knobs; unknown names or wrong types raise ValueError and change nothing."""
@@ -66,6 +73,11 @@ class Faults:
                 staged[key] = float(value)
             elif key in SIZE_KNOBS:
                 staged[key] = _size(key, value)
+            elif key in URI_KNOBS:
+                text = "" if value in (None, False) else value
+                if not isinstance(text, str) or len(text) > 4096 or not text.isprintable():
+                    raise ValueError(f"{key}: a URI (printable, at most 4096 characters) or false, got {value!r}")
+                staged[key] = text
             elif key == "rtsp":
                 text = "ok" if value in (None, False) else str(value)
                 if text not in RTSP_MODES:
@@ -153,6 +165,7 @@ class Camera:
     auth_window_s: float = 300.0
     garbage_sent: int = 0  # answers spoilt by a garbage knob so far (picks the next kind)
     rtsp_scheme: str = "rtsp"  # "rtsps" when the RTSP listener speaks TLS
+    basic_received: int = 0  # requests (snapshot, RTSP) that carried a Basic Authorization header
 
     @property
     def serial(self) -> str:
