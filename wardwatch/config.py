@@ -108,18 +108,17 @@ def load(path: Path, model: type[M], check: Callable[[M], list[str]] | None = No
     try:
         cfg = model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc)) from None
+        raise ConfigError(_first_error(exc, raw)) from None
     problems = check(cfg) if check else []
     if problems:
         raise ConfigError(problems[0])
     return cfg
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, raw: Any = None) -> str:
+    """One line: the key's path and what is wrong, never the value given (secrets)."""
     err = exc.errors(include_url=False, include_input=False)[0]
-    loc = list(err["loc"])
-    # Tagged unions and function validators add their own names to the path; drop them.
-    loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    loc = _input_path(list(err["loc"]), raw)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -127,6 +126,31 @@ def _first_error(exc: ValidationError) -> str:
         msg = "required key is missing"
     msg = msg.removeprefix("Value error, ")
     return f"{format_loc(loc)}: {msg}"
+
+
+def _input_path(loc: list[int | str], raw: Any) -> list[int | str]:
+    """The error's path as the file spells it: tagged unions and function validators add
+    their own names (``webhook``, ``function-after[...]``) between the keys; drop them, by
+    following the path through the input, where a part that is not there is such a name."""
+    out: list[int | str] = []
+    node = raw
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue
+        if isinstance(node, dict):
+            if part in node:
+                out.append(part)
+                node = node[part]
+                continue
+            if node.get("type") == part or (i + 1 < len(loc) and loc[i + 1] in node):  # a union's tag
+                continue
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+            continue
+        out.append(part)  # a missing key, or past the input: as pydantic says
+        node = None
+    return out
 
 
 def secret_fields(model: type[BaseModel]) -> frozenset[str]:
