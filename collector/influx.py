@@ -9,6 +9,13 @@ aiohttp errors stop here: callers see only
   field type conflict, 413 too large); retrying the same bytes cannot succeed. Its
   message carries InfluxDB's own error text.
 
+Both carry the HTTP status, when there was one, and :attr:`InfluxError.retry_after`, the
+seconds of a ``Retry-After`` header (a 429 or 503 from InfluxDB Cloud or a proxy), which
+the Store's backoff honours.
+
+:func:`open_influx` at the bottom picks the writer: this module's v1 writer, or the v2
+writer in collector/influx_v2.py (``influx.api: v2``).
+
 Credentials go in an ``Authorization: Basic`` header, never the URL, so that no error
 message or log line can carry them.
 """
@@ -35,9 +42,10 @@ _RETRYABLE_4XX: Final = frozenset({401, 403, 404, 408, 429})
 class InfluxError(Exception):
     """Base of the writer's errors."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class InfluxUnavailable(InfluxError):
@@ -102,18 +110,13 @@ class InfluxV1Writer:
         if self.rp:
             params["rp"] = self.rp
         body = b"\n".join(lines)
-        status, text = await self._request(
+        status, text, retry_after = await self._request(
             "POST", "/write", params=params, data=body, headers={"Content-Type": "text/plain; charset=utf-8"}
         )
         if status == 204:
             return
-        detail = _error_text(text)
-        what = f"InfluxDB {self.url} answered {status} to a write of {len(lines)} points: {detail}"
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise InfluxUnavailable(what, status=status)
-        if 400 <= status < 500:
-            raise InfluxRejected(what, status=status)
-        raise InfluxUnavailable(what, status=status)
+        what = f"InfluxDB {self.url} answered {status} to a write of {len(lines)} points: {error_text(text)}"
+        raise write_error(status, what, retry_after)
 
     async def ping(self) -> str:
         """Return the server's version once ``/ping`` answers 204."""
@@ -137,17 +140,19 @@ class InfluxV1Writer:
         An error inside a 200 answer (InfluxQL reports most errors that way) raises
         InfluxRejected; transport trouble raises InfluxUnavailable.
         """
-        form = {"q": q, "db": self.database}
+        form = self._query_form(q)
         if epoch is not None:  # times as integers in this unit, not RFC 3339 text
             form["epoch"] = epoch
-        status, text = await self._request("POST", "/query", data=form)
+        status, text, retry_after = await self._request("POST", "/query", data=form)
         if status >= 500 or status in _RETRYABLE_4XX:
             raise InfluxUnavailable(
-                f"InfluxDB {self.url} answered {status} to a query: {_error_text(text)}", status=status
+                f"InfluxDB {self.url} answered {status} to a query: {error_text(text)}",
+                status=status,
+                retry_after=retry_after,
             )
         if status != 200:
             raise InfluxRejected(
-                f"InfluxDB {self.url} answered {status} to a query: {_error_text(text)}", status=status
+                f"InfluxDB {self.url} answered {status} to a query: {error_text(text)}", status=status
             )
         try:
             doc = json.loads(text)
@@ -159,13 +164,38 @@ class InfluxV1Writer:
                 raise InfluxRejected(f"InfluxDB {self.url}: {str(result['error'])[:_ERROR_TEXT_MAX]}", status=status)
         return results
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+    def _query_form(self, q: str) -> dict[str, str]:
+        """The ``/query`` form: the statement and the database it runs in."""
+        return {"q": q, "db": self.database}
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, str, float | None]:
         try:
             async with self.session.request(method, f"{self.url}{path}", **kwargs) as resp:
                 text = await resp.text(errors="replace")
-                return resp.status, text
+                return resp.status, text, retry_after_seconds(resp.headers.get("Retry-After"))
         except _NETWORK_ERRORS as exc:
             raise InfluxUnavailable(f"InfluxDB {self.url}: {_describe(exc)}") from None
+
+
+def write_error(status: int, what: str, retry_after: float | None = None) -> InfluxError:
+    """The error for a write InfluxDB answered with ``status`` (not 2xx), by whose fault it is.
+    The v1 and v2 writers share it, so that both sort the same answers the same way."""
+    if status >= 500 or status in _RETRYABLE_4XX:
+        return InfluxUnavailable(what, status=status, retry_after=retry_after)
+    if 400 <= status < 500:
+        return InfluxRejected(what, status=status, retry_after=retry_after)
+    return InfluxUnavailable(what, status=status, retry_after=retry_after)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (its delay-seconds form; an HTTP date counts as absent)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86_400 else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -175,13 +205,16 @@ def _describe(exc: BaseException) -> str:
     return text[:_ERROR_TEXT_MAX]
 
 
-def _error_text(body: str) -> str:
-    """InfluxDB's ``{"error": "..."}``, or the start of whatever it sent."""
+def error_text(body: str) -> str:
+    """InfluxDB's ``{"error": "..."}`` (1.x, 3.x) or ``{"code": ..., "message": "..."}`` (2.x,
+    Cloud), or the start of whatever it sent."""
     try:
         doc = json.loads(body)
     except ValueError:
         doc = None
-    text = doc["error"] if isinstance(doc, dict) and isinstance(doc.get("error"), str) else body.strip()
+    text = body.strip()
+    if isinstance(doc, dict):
+        text = next((v for k in ("error", "message") if isinstance(v := doc.get(k), str)), text)
     text = text or "(no error text)"
     return text[:_ERROR_TEXT_MAX]
 
@@ -189,7 +222,21 @@ def _error_text(body: str) -> str:
 def open_influx(icfg: InfluxSection) -> InfluxV1Writer:
     """The writer the ``influx:`` section asks for, to use as ``async with open_influx(cfg.influx)``.
     Every process of the collector (the pipeline, the lone alert engine, the reports) opens
-    InfluxDB through this one place."""
+    InfluxDB through this one place. ``api: v2`` gives the influxdb-client writer
+    (collector/influx_v2.py), which shares this writer's ``/query``, ``/ping`` and errors."""
+    if icfg.api == "v2":
+        from wardwatch.collector.influx_v2 import InfluxV2Writer  # influxdb-client: imported only when used
+
+        assert icfg.token is not None and icfg.org is not None  # the config requires both for v2
+        return InfluxV2Writer(
+            url=icfg.url,
+            token=icfg.token.get_secret_value(),
+            org=icfg.org,
+            bucket=icfg.bucket or (f"{icfg.database}/{icfg.rp}" if icfg.rp else icfg.database),
+            database=icfg.database,
+            rp=icfg.rp,
+            timeout=icfg.timeout,
+        )
     password = icfg.password.get_secret_value() if icfg.password else None
     return InfluxV1Writer(url=icfg.url, database=icfg.database, rp=icfg.rp, username=icfg.username,
                           password=password, timeout=icfg.timeout)

@@ -9,6 +9,9 @@
   it refuses are dead-lettered.
 - InfluxDB refusing the data itself (4xx) raises InfluxRejected to the caller, which finds
   the bad messages.
+- The writer is either of open_influx's (collector/influx.py): v1, or v2 through
+  influxdb-client. Both raise the same two errors for the same answers, so everything here
+  works the same on either; a ``Retry-After`` stretches the backoff (up to BACKOFF_MAX).
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN: Final = 0.5
 BACKOFF_MAX: Final = 30.0
+
+
+def honour_retry_after(delay: float, exc: InfluxUnavailable) -> float:
+    """The backoff's ``delay``, or longer when the server asked for it (``Retry-After``, a 429
+    or 503 from InfluxDB Cloud or a proxy), never past BACKOFF_MAX."""
+    if exc.retry_after is None:
+        return delay
+    return min(max(delay, exc.retry_after), BACKOFF_MAX)
 
 
 class GaveUp(Exception):
@@ -121,9 +132,10 @@ class Store:
                 if self.stop.is_set():
                     log.warning("%s; not retrying: stopping", exc)
                     raise GaveUp from None
-                log.warning("%s; keeping %d points, retrying in %.1f s", exc, len(lines), delay)
+                wait = honour_retry_after(delay, exc)
+                log.warning("%s; keeping %d points, retrying in %.1f s", exc, len(lines), wait)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
+                    await asyncio.wait_for(self.stop.wait(), wait)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             except InfluxRejected:
@@ -146,10 +158,10 @@ class Store:
             try:
                 await self.ensure_database()
                 await self.influx.write(lines)
-            except InfluxUnavailable:
+            except InfluxUnavailable as exc:
                 self.down()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
+                    await asyncio.wait_for(self.stop.wait(), honour_retry_after(delay, exc))
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             except InfluxRejected as exc:
