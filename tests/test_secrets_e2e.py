@@ -3,7 +3,8 @@ known, distinctive secret values, then a grep of everything a person or a databa
 see for them.
 
 The run: net-snmp's snmpd (a v2c community and an SNMPv3 SHA/AES user), the ONVIF camera
-simulator (its password), Mosquitto (the agent and the collector log in with a password),
+simulator (its password; one camera answers stream and snapshot URIs with ``admin:password@``
+in them, as some firmware does), Mosquitto (the agent and the collector log in with a password),
 the session's InfluxDB (the collector sends a user and password; the test InfluxDB runs
 without auth, which ignores them), an agent polling five devices, a collector with the web
 API (its token) and the alert engine (an ``ack_secret``; an email channel to aiosmtpd with a
@@ -136,7 +137,8 @@ def agent_doc(tmp: Path, *, broker: int, snmpd: int, cams: list[dict[str, Any]],
             {"id": "sw-wrong", "kind": "switch", "host": "127.0.0.1", "port": snmpd, "auth": "v2-wrong", **poll},
             *({"id": dev, "kind": "camera", "host": cam["host"], "port": cam["onvif_port"], "auth": auth,
                **poll, "timeout": "1.5s", "camera": {"events": False}}
-              for (dev, auth), cam in zip((("cam-ok", "cam"), ("cam-wrong", "cam-wrong")), cams, strict=True)),
+              for (dev, auth), cam in zip((("cam-ok", "cam"), ("cam-wrong", "cam-wrong"), ("cam-uri", "cam")), cams,
+                                          strict=True)),
         ],
     }  # fmt: skip
 
@@ -166,13 +168,23 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
                         v3_priv=SECRETS["v3_priv"], sys_name="sw-secret")  # fmt: skip
     stack.callback(snmpd.stop)
     listing = tmp_path / "cameras.json"
-    camsim = script("wardwatch-sim", ["cameras", "--count", "2", "--brand", "hikvision", "--control-port", "0",
+    camsim = script("wardwatch-sim", ["cameras", "--count", "3", "--brand", "hikvision", "--control-port", "0",
                                       "--user", "admin", "--password", SECRETS["onvif"], "--output", str(listing)],
                     run_dir=tmp_path / "camsim")  # fmt: skip
     camsim.start()
     stack.callback(camsim.stop)
     cams = wait_for(lambda: listing.exists() and json.loads(listing.read_text() or "{}").get("cameras"),
                     timeout=30, interval=0.1, what=lambda: f"camera listing\n{camsim.log_tail()}")
+    # The third camera's firmware writes its login into the URIs it answers (some do).
+    uri_cam = cams[2]
+    userinfo = f"admin:{quote(SECRETS['onvif'], safe='')}@"
+    faults = {"stream_uri": f"rtsp://{userinfo}{uri_cam['host']}:{uri_cam['rtsp_port']}/no-such-stream",
+              "snapshot_uri": f"http://{userinfo}{uri_cam['host']}:{uri_cam['onvif_port']}/no-such-snapshot.jpg"}
+    control = json.loads(listing.read_text())["control_url"]
+    req = urllib.request.Request(f"{control}/cameras/{uri_cam['id']}/faults", data=json.dumps(faults).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
     tg = stack.enter_context(BotApiReceiver(SECRETS["tg_token"]))
     mail = stack.enter_context(SmtpReceiver(username="alerts", password=SECRETS["smtp"]))
     database = f"t_{uuid.uuid4().hex[:12]}"
@@ -227,7 +239,7 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
         rows = influx.points("SELECT last(up) AS up FROM device_status GROUP BY device", db=database)
         return {r["device"] for r in rows}
 
-    wait_for(lambda: stored() >= {"sw-v2", "sw-v3", "sw-wrong", "cam-ok", "cam-wrong"}, timeout=30,
+    wait_for(lambda: stored() >= {"sw-v2", "sw-v3", "sw-wrong", "cam-ok", "cam-wrong", "cam-uri"}, timeout=30,
              interval=0.5, what=lambda: f"every device's status in InfluxDB: {stored()}\n{agent.log_tail(30)}")
     ups = {r["device"]: r["up"] for r in influx.points(
         "SELECT last(up) AS up FROM device_status GROUP BY device", db=database)}  # fmt: skip
