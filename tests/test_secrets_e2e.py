@@ -173,8 +173,14 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
                     run_dir=tmp_path / "camsim")  # fmt: skip
     camsim.start()
     stack.callback(camsim.stop)
-    cams = wait_for(lambda: listing.exists() and json.loads(listing.read_text() or "{}").get("cameras"),
-                    timeout=30, interval=0.1, what=lambda: f"camera listing\n{camsim.log_tail()}")
+    def listed() -> list[dict[str, Any]]:
+        try:
+            found: list[dict[str, Any]] = json.loads(listing.read_text())["cameras"]
+        except (OSError, ValueError, KeyError):
+            return []
+        return found
+
+    cams = wait_for(listed, timeout=30, interval=0.1, what=lambda: f"camera listing\n{camsim.log_tail()}")
     # The third camera's firmware writes its login into the URIs it answers (some do).
     uri_cam = cams[2]
     userinfo = f"admin:{quote(SECRETS['onvif'], safe='')}@"
