@@ -8,10 +8,11 @@ in them, as some firmware does), Mosquitto (the agent and the collector log in w
 the session's InfluxDB (the collector sends a user and password; the test InfluxDB runs
 without auth, which ignores them), an agent polling five devices, a collector with the web
 API (its token) and the alert engine (an ``ack_secret``; an email channel to aiosmtpd with a
-password, a Telegram channel to a local fake Bot API with its token, and a second Telegram
-channel whose token the fake refuses). Failures on purpose: a switch polled with the wrong
-community, a camera polled with the wrong password (both alert, and the alerts are
-delivered), a garbage payload (dead-lettered), a refused delivery.
+password, a Telegram channel to a local fake Bot API with its token, a second Telegram
+channel whose token the fake refuses, and a Telegram and a webhook channel (with a bearer
+token) to a peer that refuses and quotes the token back in its error). Failures on purpose:
+a switch polled with the wrong community, a camera polled with the wrong password (both
+alert, and the alerts are delivered), a garbage payload (dead-lettered), refused deliveries.
 
 Searched, for each secret and its obvious encodings (base64, base64 of ``user:pass``,
 percent-encoded): the agent's and the collector's logs (debug level), the output of
@@ -41,7 +42,7 @@ import pytest
 import yaml
 
 from tests.pipeline import Collector
-from tests.receivers import BotApiReceiver, SmtpReceiver
+from tests.receivers import BotApiReceiver, SmtpReceiver, _HttpReceiver
 from tests.util import wait_for, write_yaml
 from wardwatch.simulators.lab import InfluxService, find_binary, script, start_mosquitto, start_snmpd
 
@@ -61,6 +62,7 @@ SECRETS = {
     "smtp": f"mật-khẩu-{TAG}",
     "tg_token": f"7001{TAG[:6]}:TgTok{TAG}",
     "tg_wrong": f"7002{TAG[:6]}:TgBad{TAG}",
+    "hook_token": f"HookTok-{TAG}",
     "http_token": f"HttpTok-{TAG}-0123456789",
     "ack_secret": f"AckSecret-{TAG}-abcdef",
     "refused_url": f"UrlPw{TAG}",
@@ -143,6 +145,15 @@ def agent_doc(tmp: Path, *, broker: int, snmpd: int, cams: list[dict[str, Any]],
     }  # fmt: skip
 
 
+class Echoing(_HttpReceiver):
+    """A peer that refuses every request and quotes it back: the request line (a bot token in
+    the path) and the Authorization header, as some proxies and APIs do in their errors."""
+
+    async def handle(self, request: Any, body: bytes, data: Any) -> tuple[int, Any]:
+        quoted = f"{request.method} {request.path_qs} with {request.headers.get('Authorization', '-')}"
+        return 403, {"ok": False, "error_code": 403, "description": f"Forbidden: {quoted}"}
+
+
 @pytest.fixture
 def stack() -> Iterator[ExitStack]:
     with ExitStack() as s:
@@ -193,6 +204,7 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
         assert resp.status == 200
     tg = stack.enter_context(BotApiReceiver(SECRETS["tg_token"]))
     mail = stack.enter_context(SmtpReceiver(username="alerts", password=SECRETS["smtp"]))
+    echo = stack.enter_context(Echoing())
     database = f"t_{uuid.uuid4().hex[:12]}"
     influx.create_database(database)
 
@@ -202,6 +214,10 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
         "tg": {"type": "telegram", "token": SECRETS["tg_token"], "chat_id": "-100777", "base_url": tg.url},
         "tg-wrong": {"type": "telegram", "token": SECRETS["tg_wrong"], "chat_id": "-100778", "base_url": tg.url,
                      "retries": 0},
+        "tg-echo": {"type": "telegram", "token": SECRETS["tg_wrong"], "chat_id": "-100779", "base_url": echo.url,
+                    "retries": 0},
+        "hook-echo": {"type": "webhook", "url": f"{echo.url}/hook", "bearer_token": SECRETS["hook_token"],
+                      "retries": 0},
         "mail": {"type": "email", "host": "127.0.0.1", "port": mail.port, "starttls": True,
                  "ca_file": str(mail.cert_file), "username": "alerts", "password": SECRETS["smtp"],
                  "from": "wardwatch@hoian.example", "to": ["kythuat@hoian.example"]},
@@ -213,7 +229,8 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
         http={"token_file": str(secret_dir / "http.token")},
         alerts={"rules": str(rules_file(tmp_path / "rules.yaml")), "state": str(tmp_path / "alerts.db"),
                 "ack_secret": SECRETS["ack_secret"], "language": "en", "channels": channels,
-                "routes": [{"match": {}, "channels": ["tg", "tg-wrong", "mail"], "group_wait": "0.5s"}]},
+                "routes": [{"match": {}, "channels": ["tg", "tg-wrong", "tg-echo", "hook-echo", "mail"],
+                            "group_wait": "0.5s"}]},
     )  # fmt: skip
     doc = yaml.safe_load(collector.config.read_text())
     del doc["http"]["token"]  # given by token_file instead
@@ -262,9 +279,11 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
         status, body = http(f"http://127.0.0.1:{collector.http_port}/api/v1/alerts/deliveries", collector.token)
         assert status == 200, body
         rows: list[dict[str, Any]] = json.loads(body)["deliveries"]
-        return [r for r in rows if r.get("channel") == "tg-wrong" and r.get("ok") is False]
+        return [r for r in rows if r.get("ok") is False]
 
-    wait_for(refused, timeout=15, interval=0.3, what="the refused Telegram delivery in the deliveries API")
+    wait_for(lambda: {r["channel"] for r in refused()} >= {"tg-wrong", "tg-echo", "hook-echo"}, timeout=15,
+             interval=0.3, what=lambda: f"the refused deliveries in the deliveries API: {refused()}")
+    assert len(echo.requests) >= 2 and any(SECRETS["hook_token"] in str(r.headers) for r in echo.requests)
     wait_for(collector.dead_letters, timeout=10, interval=0.2, what="the garbage payload dead-lettered")
 
     # The web API with and without its token; the answers and the deliveries.
