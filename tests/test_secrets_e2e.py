@@ -5,8 +5,8 @@ see for them.
 The run: net-snmp's snmpd (a v2c community and an SNMPv3 SHA/AES user), the ONVIF camera
 simulator (its password; one camera answers stream and snapshot URIs with ``admin:password@``
 in them, as some firmware does), Mosquitto (the agent and the collector log in with a password),
-the session's InfluxDB (the collector sends a user and password; the test InfluxDB runs
-without auth, which ignores them), an agent polling five devices, a collector with the web
+an InfluxDB of its own with auth on and its request log kept (the collector logs in with a
+user and password), an agent polling five devices, a collector with the web
 API (its token) and the alert engine (an ``ack_secret``; an email channel to aiosmtpd with a
 password, a Telegram channel to a local fake Bot API with its token, a second Telegram
 channel whose token the fake refuses, and a Telegram and a webhook channel (with a bearer
@@ -19,7 +19,8 @@ percent-encoded): the agent's and the collector's logs (debug level), the output
 ``wardwatch-agent check``, ``discover``, ``config --show`` of both sides and of configs that
 are refused (credentials in a URL, a short SNMPv3 key), the dead-letter file, the alert
 store (its SQLite rows and its files' bytes), the alert API's deliveries, the messages the
-channels received, and InfluxDB: every measurement's rows, tag values and field keys.
+channels received, InfluxDB's request log, and InfluxDB: every measurement's rows, tag
+values, field keys and series.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import sqlite3
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -44,7 +46,16 @@ import yaml
 from tests.pipeline import Collector
 from tests.receivers import BotApiReceiver, SmtpReceiver, _HttpReceiver
 from tests.util import wait_for, write_yaml
-from wardwatch.simulators.lab import InfluxService, find_binary, script, start_mosquitto, start_snmpd
+from wardwatch.simulators.lab import (
+    InfluxService,
+    ServiceError,
+    _influx_ready,
+    find_binary,
+    free_port,
+    script,
+    start_mosquitto,
+    start_snmpd,
+)
 
 pytestmark = pytest.mark.services
 
@@ -145,6 +156,62 @@ def agent_doc(tmp: Path, *, broker: int, snmpd: int, cams: list[dict[str, Any]],
     }  # fmt: skip
 
 
+class AuthInflux(InfluxService):
+    """influxd 1.6 with ``auth-enabled`` and its HTTP request log on; queried as the admin
+    user the test creates (the collector's user)."""
+
+    user = USERS["influx"]
+
+    def query(self, q: str, *, db: str | None = None, epoch: str | None = None) -> dict[str, Any]:
+        params = {"q": q, **({"db": db} if db else {}), **({"epoch": epoch} if epoch else {})}
+        basic = base64.b64encode(f"{self.user}:{SECRETS['influx']}".encode()).decode()
+        req = urllib.request.Request(f"{self.url}/query", data=urllib.parse.urlencode(params).encode(),
+                                     method="POST", headers={"Authorization": f"Basic {basic}",
+                                                             "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                result: dict[str, Any] = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise ServiceError(f"influxdb: {q!r}: HTTP {exc.code}: {exc.read()!r}") from exc
+        errors = [r["error"] for r in result.get("results", []) if "error" in r]
+        if errors or "error" in result:
+            raise ServiceError(f"influxdb: {q!r}: {errors or result['error']}")
+        return result
+
+
+def start_influx_with_auth(run_dir: Path) -> AuthInflux:
+    port = free_port()
+    rpc_port = free_port(avoid={port})
+    sdir = run_dir / "influxdb"
+    sdir.mkdir(parents=True)
+    conf = sdir / "influxdb.conf"
+    conf.write_text(f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{sdir / "meta"}"
+[data]
+  dir = "{sdir / "data"}"
+  wal-dir = "{sdir / "wal"}"
+  query-log-enabled = true
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  auth-enabled = true
+  log-enabled = true
+""")
+    service = AuthInflux(name="influxdb-auth", argv=[find_binary("influxd"), "-config", str(conf)], host="127.0.0.1",
+                         port=port, run_dir=sdir, log_path=sdir / "influxdb.log", ready=_influx_ready,
+                         rpc_port=rpc_port)  # fmt: skip
+    service.start()
+    # The first user may be made without credentials; after it, nothing answers without them.
+    user = urllib.parse.urlencode({"q": f"CREATE USER {service.user} WITH PASSWORD "
+                                        f"'{SECRETS['influx']}' WITH ALL PRIVILEGES"})  # fmt: skip
+    with urllib.request.urlopen(urllib.request.Request(f"{service.url}/query", data=user.encode()), timeout=10):
+        pass
+    return service
+
+
 class Echoing(_HttpReceiver):
     """A peer that refuses every request and quotes it back: the request line (a bot token in
     the path) and the Authorization header, as some proxies and APIs do in their errors."""
@@ -161,7 +228,7 @@ def stack() -> Iterator[ExitStack]:
 
 
 @pytest.mark.timeout(180)
-def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: ExitStack) -> None:
+def test_no_secret_shows_anywhere(tmp_path: Path, stack: ExitStack) -> None:
     found: dict[str, list[str]] = {}  # where -> the secrets seen there
 
     def grep(where: str, text: str | bytes) -> None:
@@ -205,6 +272,11 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
     tg = stack.enter_context(BotApiReceiver(SECRETS["tg_token"]))
     mail = stack.enter_context(SmtpReceiver(username="alerts", password=SECRETS["smtp"]))
     echo = stack.enter_context(Echoing())
+    influx = start_influx_with_auth(tmp_path)
+    stack.callback(influx.stop)
+    with pytest.raises(urllib.error.HTTPError) as no_login:  # auth is on
+        urllib.request.urlopen(f"{influx.url}/query?q=SHOW+DATABASES", timeout=5)
+    assert no_login.value.code == 401
     database = f"t_{uuid.uuid4().hex[:12]}"
     influx.create_database(database)
 
@@ -339,6 +411,9 @@ def test_no_secret_shows_anywhere(tmp_path: Path, influx: InfluxService, stack: 
     collector.service.stop()
     grep("agent log", agent.log_path.read_bytes())
     grep("collector log", collector.service.log_path.read_bytes())
+    influx_log = influx.log_path.read_bytes()
+    assert b"/write" in influx_log, "InfluxDB logged its requests"
+    grep("InfluxDB's request log", influx_log)
     assert b"DEBUG" in agent.log_path.read_bytes(), "the agent logged at debug level"
     grep("dead-letter file", collector.dead_letter.read_bytes())
     for f in tmp_path.glob("alerts.db*"):
