@@ -15,7 +15,8 @@ logged exception's traceback); both CLIs put it on the root logger's handlers wi
 a text (a camera's RTSP or snapshot URI), registered or not.
 
 Values shorter than :data:`MIN_LENGTH` are not replaced (a one-letter community would
-turn every log line into stars); config validation keeps real secrets longer.
+turn every log line into stars), nor the factory communities ``public`` and ``private``
+(:data:`WELL_KNOWN`), which are no secret.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from pydantic import BaseModel, SecretStr
 
 MASK = "***"
 MIN_LENGTH = 4
+# Factory defaults everybody knows: not secret, and replacing them would star every "public"
+# in a log line (and auth profiles named after them).
+WELL_KNOWN = frozenset({"public", "private"})
 # scheme://user[:pass]@ -> scheme://  (the userinfo ends at the last @ before the host part)
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]*@")
 # Keys of a section whose SecretStr goes with it as user:secret (HTTP Basic, SMTP AUTH PLAIN).
@@ -63,7 +67,7 @@ def register(secrets: Iterable[str], *, user: str | None = None) -> None:
     with _lock:
         before = len(_secrets)
         for secret in secrets:
-            if secret and len(secret) >= MIN_LENGTH:
+            if secret and len(secret) >= MIN_LENGTH and secret not in WELL_KNOWN:
                 _secrets.update(variants(secret, user=user))
         if len(_secrets) != before:
             # Longest first, so that a value inside another's encoding cannot leave a tail.

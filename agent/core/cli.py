@@ -100,7 +100,6 @@ def run_discover(cfg: AgentConfig, args: argparse.Namespace, dirs: list[Path]) -
         cfg, cidrs=args.cidr, auths=args.auth, catalog=catalog, port=args.port, concurrency=args.concurrency,
         request_timeout=args.timeout, retries=args.retries, onvif=args.onvif, onvif_wait=args.onvif_wait,
         onvif_interface=args.onvif_interface))
-    text = redact.redact(text)
     if args.output == "-":
         sys.stdout.write(text)
     else:
