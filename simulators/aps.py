@@ -40,18 +40,35 @@ SYS_OBJECT_IDS = {
 }
 
 
+SHAPES = ("sine", "office", "evening")
+
+
 @dataclass(frozen=True)
 class Curve:
-    """A client count over the day: ``mid + amp x sin(2 pi t / 86400)``, t in epoch seconds."""
+    """A client count over the day, t in epoch seconds (epoch 0 is 07:00 in Hội An, UTC+7):
+
+    * ``sine`` and ``office``: ``mid + amp x sin(2 pi speed t / 86400)``, up from 07:00 to its
+      peak at 13:00, lowest at 01:00: office hours;
+    * ``evening``: ``mid - amp x cos(2 pi speed t / 86400)``, lowest at 07:00, highest at
+      19:00: the old town's and the beach's tourist evenings.
+
+    ``speed`` > 1 runs the day faster (``wardwatch-sim demo --fast``: a day in minutes).
+    """
 
     mid: int
     amp: int
+    shape: str = "sine"
+    speed: float = 1.0
 
     def at(self, t: float) -> int:
-        return int(self.mid + self.amp * math.sin(t * DAY_RATE))
+        x = t * DAY_RATE * self.speed
+        return int(self.mid + (-self.amp * math.cos(x) if self.shape == "evening" else self.amp * math.sin(x)))
 
     def snmprec(self) -> str:
-        return f"66:numeric|function=sin,atime=1,rate={DAY_RATE!r},scale={self.amp},offset={self.mid}"
+        rate = DAY_RATE * self.speed
+        if self.shape == "evening":
+            return f"66:numeric|function=cos,atime=1,rate={rate!r},scale={-self.amp},offset={self.mid}"
+        return f"66:numeric|function=sin,atime=1,rate={rate!r},scale={self.amp},offset={self.mid}"
 
 
 @dataclass(frozen=True)
@@ -73,9 +90,12 @@ class Radio:
 
 
 def merge(curves: Iterable[Curve]) -> Curve:
-    """One curve that is the sum of several (same phase, so exact before truncation)."""
+    """One curve that is the sum of several (same shape and speed, so exact before truncation)."""
     cs = list(curves)
-    return Curve(sum(c.mid for c in cs), sum(c.amp for c in cs))
+    shape, speed = (cs[0].shape, cs[0].speed) if cs else ("sine", 1.0)
+    if any((c.shape, c.speed) != (shape, speed) for c in cs):
+        raise ValueError("merge: curves of one device share their shape and speed")
+    return Curve(sum(c.mid for c in cs), sum(c.amp for c in cs), shape, speed)
 
 
 @dataclass(frozen=True)
@@ -84,11 +104,19 @@ class ApSpec:
     name: str
     seed: int = 0
     aps: int = 3  # APs behind a controller (cisco_wlc, aruba_instant, ruijie_ac)
+    shape: str = "sine"  # the clients' day: sine (the plain curve), office or evening (Curve)
+    speed: float = 1.0  # days per day: > 1 compresses the curve (the demo's --fast)
+    clients: float = 1.0  # scales every client count (office and evening shapes)
+    ap_names_: tuple[str, ...] = ()  # a controller's AP names (default NAME-ap1, NAME-ap2, ...)
     _radios: tuple[Radio, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.vendor not in VENDORS:
             raise ValueError(f"vendor must be one of {', '.join(VENDORS)}, not {self.vendor!r}")
+        if self.shape not in SHAPES or self.speed <= 0:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)} and speed > 0")
+        if self.ap_names_ and len(self.ap_names_) != self.aps:
+            raise ValueError("ap_names_: one name per AP")
         object.__setattr__(self, "_radios", tuple(_radios(self)))
 
     @property
@@ -122,7 +150,7 @@ class ApSpec:
 
 def _radios(spec: ApSpec) -> Iterator[Radio]:
     rng = random.Random(f"{spec.vendor}/{spec.name}/{spec.seed}")
-    aps = [f"{spec.name}-ap{i + 1}" for i in range(spec.aps)] if spec.controller else [""]
+    aps = (list(spec.ap_names_) or [f"{spec.name}-ap{i + 1}" for i in range(spec.aps)]) if spec.controller else [""]
     for ap in aps:
         bands = [("2.4GHz", rng.choice([1, 6, 11])), ("5GHz", rng.choice([36, 44, 149, 157]))]
         for slot, (band, channel) in enumerate(bands):
@@ -131,12 +159,22 @@ def _radios(spec: ApSpec) -> Iterator[Radio]:
             ssids = SSIDS if spec.vendor in ("unifi", "cisco_wlc", "aruba_instant") else SSIDS[:1]
             if spec.vendor == "mikrotik" and slot == 1:
                 ssids = SSIDS[1:]
-            curves = tuple((s, Curve(rng.randrange(8, 30), rng.randrange(2, 8))) for s in ssids)
+            curves = tuple((s, _curve(spec, rng.randrange(8, 30), rng.randrange(2, 8))) for s in ssids)
             if spec.vendor == "ruijie_ac" and slot == 1:
                 break  # the AC counts clients per AP: one row each
             yield Radio(ap=ap, radio=label, channel=channel, clients=curves, util_pct=rng.randrange(5, 70),
                         noise_dbm=-rng.randrange(88, 100), tx_power_dbm=rng.randrange(12, 24),
                         merged=spec.vendor in ("aruba_instant", "cisco_wlc", "ruijie_ac"))
+
+
+def _curve(spec: ApSpec, mid: int, amp: int) -> Curve:
+    """office and evening scale by ``clients`` and swing wider than the plain sine: most of a
+    radio's clients come and go over the day (office: amp >= 2/3 mid, evening: >= 3/4 mid)."""
+    if spec.shape == "sine":
+        return Curve(mid, amp, spec.shape, spec.speed)
+    mid = max(2, round(mid * spec.clients))
+    swing = mid * 2 // 3 if spec.shape == "office" else mid * 3 // 4
+    return Curve(mid, max(round(amp * spec.clients), swing), spec.shape, spec.speed)
 
 
 def _str(text: str) -> str:

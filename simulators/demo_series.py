@@ -2,11 +2,12 @@
 pipeline: for benchmarks (bench/report_capacity.py: 30 days of the city) and for tests
 that need hours of data in seconds (tests/test_grafana.py: every dashboard query).
 
-The fleet is fleet.py's: 13 wards, each a core switch of 24 or 48 ports (its real port
-names and roles, the last port the uplink with ``uplink=1``), the ward's APs with 2 radios
-each and its 3-5 cameras. Per minute: ``if_traffic`` for every port, ``poe`` per port and
-per PSE, ``wifi_radio`` per radio, ``camera_health`` per camera, with the fields the agent
-writes (``device_status`` and the rest are not here: report capacity never reads them).
+The fleet is a small one on fleet.py's 13 wards (not fleet.PLANS's full size): each a core
+switch of 24 or 48 ports (its real port names and roles, the last port the uplink with
+``uplink=1``), the ward's APs with 2 radios each and its 3-5 cameras. Per minute:
+``if_traffic`` for every port, ``poe`` per port and per PSE, ``wifi_radio`` per radio,
+``camera_health`` per camera, with the fields the agent writes (``device_status`` and the
+rest are not here: report capacity never reads them).
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from wardwatch.simulators.fleet import WARDS, _targets
+from wardwatch.simulators.fleet import WARDS
 from wardwatch.simulators.snmprec import POE_BUDGET_W, POE_WATTS, SwitchSpec
 
 INTERVAL_S = 60
+
+
+def _targets(name: str, ports: int) -> tuple[int, int]:
+    """(APs, cameras) of a ward here: more in the 48-port town centre, fewer in the communes.
+    A smaller city than ``wardwatch-sim demo``'s (fleet.PLANS): what the report benchmarks and
+    the Grafana and web API tests were measured with."""
+    if ports == 48:
+        return 4, 5
+    return (2, 3) if name.startswith("Xã") else (3, 4)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ wrap as a real 32-bit counter does.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 COUNTER32_MODULUS = 2**32
 GAUGE32_MAX = 2**32 - 1
@@ -45,6 +45,11 @@ PETH_MAIN = "1.3.6.1.2.1.105.1.3.1.1"
 LLDP_LOC_PORT = "1.0.8802.1.1.2.1.3.7.1"
 LLDP_REM = "1.0.8802.1.1.2.1.4.1.1"
 ROLE_ALIAS = {"camera": "cam", "ap": "ap", "office": "pc", "unused": "unused", "shutdown": "disabled"}
+PORT_COUNTS = (8, 16, 24, 48)
+ROLES = ("camera", "ap", "office", "unused", "shutdown", "downlink")
+# A response snmpsim's delay module is told to wait longer than 99999 ms for is dropped, not
+# delayed (snmpsim 1.2.2 variation/delay.py): the device stops answering, the process does not.
+SILENT = "4:delay|value=x,wait=100000"
 
 
 @dataclass(frozen=True)
@@ -89,13 +94,27 @@ class SwitchSpec:
     poe: bool = False  # POWER-ETHERNET-MIB: camera and AP ports deliver power
     lldp: bool = False  # LLDP-MIB: the attached cameras, APs and the city core are neighbours
     health: bool = False  # HOST-RESOURCES CPU load and an ENTITY-SENSOR temperature
+    # Explicit port roles, one per port in ifIndex order, the uplink's place included (its
+    # entry is ignored); empty: drawn from the seed. Lets a fleet plan its access switches.
+    roles: tuple[str, ...] = ()
+    # (ifIndex, alias) for ports that carry a name of their own, e.g. (5, "cam-07"): the port
+    # alias and the LLDP neighbour on that port.
+    aliases: tuple[tuple[int, str], ...] = ()
+    # (ifIndex, neighbour sysName, in bytes/s, out bytes/s) of the "downlink" ports: a switch
+    # behind this one, carrying what that switch's uplink carries.
+    downlinks: tuple[tuple[int, str, int, int], ...] = ()
+    uplink_neighbor: tuple[str, str] = ("city-core", "Te1/0/1")  # (sysName, port) of the LLDP peer
     _ports: tuple[PortSpec, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.ports not in (24, 48):
-            raise ValueError(f"ports must be 24 or 48, not {self.ports}")
+        if self.ports not in PORT_COUNTS:
+            raise ValueError(f"ports must be one of {', '.join(map(str, PORT_COUNTS))}, not {self.ports}")
         if not 1 <= self.uplink_index <= self.ports:
             raise ValueError(f"uplink_port {self.uplink_port} is not a port of a {self.ports}-port switch")
+        if self.roles and (len(self.roles) != self.ports or not set(self.roles) <= {*ROLES, "uplink"}):
+            raise ValueError(f"roles: give {self.ports} of {', '.join(ROLES)}")
+        if any(self.roles[i - 1] != "downlink" for i, *_ in self.downlinks) if self.roles else self.downlinks:
+            raise ValueError("downlinks: each needs an explicit 'downlink' role on its port")
         object.__setattr__(self, "_ports", tuple(_make_ports(self)))
 
     @property
@@ -111,14 +130,15 @@ class SwitchSpec:
 
     def poe_delivering(self) -> dict[str, int]:
         """ifName -> 1 where the port powers its device (cameras and APs that are up)."""
-        return {p.name: int(_powered(p)) for p in self._ports if p.role != "uplink"}
+        return {p.name: int(_powered(p)) for p in self._ports if p.role not in ("uplink", "downlink")}
 
     def poe_consumption_w(self) -> int:
         return sum(POE_WATTS[p.role] for p in self._ports if _powered(p))
 
     def lldp_neighbors(self) -> dict[str, tuple[str, str]]:
         """ifName -> (remote sysName, remote port) for the ports with an LLDP neighbour."""
-        return {p.name: _neighbor(p) for p in self._ports if p.role in ("camera", "ap", "uplink") and p.oper_up}
+        return {p.name: _neighbor(self, p) for p in self._ports
+                if p.role in ("camera", "ap", "uplink", "downlink") and p.oper_up}
 
     def port(self, name: str) -> PortSpec:
         for p in self._ports:
@@ -129,19 +149,34 @@ class SwitchSpec:
 
 def _make_ports(spec: SwitchSpec) -> list[PortSpec]:
     rng = random.Random(f"{spec.name}/{spec.ports}/{spec.seed}")
-    roles = rng.choices(["camera", "ap", "office", "unused", "shutdown"], weights=[40, 20, 20, 15, 5], k=spec.ports)
-    access = [i for i in range(spec.ports) if i + 1 != spec.uplink_index]
-    # Every switch has at least one camera and two dark ports, whatever the seed.
-    roles[access[0]] = "camera"
-    roles[access[-1]] = "unused"
-    roles[access[-2]] = "unused"
+    if spec.roles:
+        roles = list(spec.roles)
+    else:
+        roles = rng.choices(["camera", "ap", "office", "unused", "shutdown"], weights=[40, 20, 20, 15, 5],
+                            k=spec.ports)
+        access = [i for i in range(spec.ports) if i + 1 != spec.uplink_index]
+        # Every switch has at least one camera and two dark ports, whatever the seed.
+        roles[access[0]] = "camera"
+        roles[access[-1]] = "unused"
+        roles[access[-2]] = "unused"
+    aliases = dict(spec.aliases)
+    downlinks = {i: (name, rx, tx) for i, name, rx, tx in spec.downlinks}
 
     ports = []
     for i, role in enumerate(roles):
         index = i + 1
         if index == spec.uplink_index:
             continue
-        ports.append(_access_port(rng, index, role))
+        if role == "downlink":
+            name, rx, tx = downlinks.get(index, ("", 0, 0))
+            port = _access_port(rng, index, "office", alias=aliases.get(index) or f"to {name or 'switch'}")
+            age = rng.randrange(200_000, 2_000_000)
+            port = replace(port, role="downlink", in_bytes_ps=rx, out_bytes_ps=tx, in_err_ps=0.0, out_err_ps=0.0,
+                           in_initial=rx * age, out_initial=tx * age)
+        else:
+            port = _access_port(rng, index, role, alias=aliases.get(index))
+        _check_speed(port)
+        ports.append(port)
     up_in = sum(p.out_bytes_ps for p in ports)  # what the clients download arrives on the uplink
     up_out = sum(p.in_bytes_ps for p in ports)
     ten = spec.uplink_speed_mbps >= 10_000
@@ -166,7 +201,7 @@ def _make_ports(spec: SwitchSpec) -> list[PortSpec]:
     return ports
 
 
-def _access_port(rng: random.Random, index: int, role: str) -> PortSpec:
+def _access_port(rng: random.Random, index: int, role: str, *, alias: str | None = None) -> PortSpec:
     up = role in ROLE_RATES
     if up:
         in_lo, in_hi, out_lo, out_hi = ROLE_RATES[role]
@@ -183,7 +218,7 @@ def _access_port(rng: random.Random, index: int, role: str) -> PortSpec:
         index=index,
         name=f"Gi1/0/{index}",
         descr=f"GigabitEthernet1/0/{index}",
-        alias=f"{ROLE_ALIAS[role]}-{index:02d}",
+        alias=alias or f"{ROLE_ALIAS[role]}-{index:02d}",
         role=role,
         speed_mbps=1000,
         admin_up=role != "shutdown",
@@ -195,7 +230,6 @@ def _access_port(rng: random.Random, index: int, role: str) -> PortSpec:
         in_initial=(in_rate or 700_000) * age_s,
         out_initial=(out_rate or 90_000) * age_s,
     )
-    _check_speed(port)
     return port
 
 
@@ -236,9 +270,12 @@ def _powered(p: PortSpec) -> bool:
     return p.role in POE_WATTS and p.oper_up
 
 
-def _neighbor(p: PortSpec) -> tuple[str, str]:
+def _neighbor(spec: SwitchSpec, p: PortSpec) -> tuple[str, str]:
     if p.role == "uplink":
-        return ("city-core", "Te1/0/1")
+        return spec.uplink_neighbor
+    if p.role == "downlink":
+        name = next((n for i, n, _, _ in spec.downlinks if i == p.index), p.alias)
+        return (name, "uplink")
     return (p.alias, "eth0")
 
 
@@ -247,7 +284,7 @@ def _extras(spec: SwitchSpec) -> dict[str, str]:
     rows: dict[str, str] = {}
     if spec.poe:
         for p in spec.port_specs():
-            if p.role == "uplink":
+            if p.role in ("uplink", "downlink"):
                 continue
             detection = 3 if _powered(p) else (1 if p.role == "shutdown" else 2)
             idx = f"1.{p.index}"  # (group 1, port = ifIndex)
@@ -339,6 +376,27 @@ def replace_rows(recording: str, rows: dict[str, str]) -> str:
     for oid, value in rows.items():
         lines[oid] = f"{oid}|{value}"
     return "\n".join(sorted(lines.values(), key=_oid_key)) + "\n"
+
+
+def silent(recording: str) -> str:
+    """The recording of a device that has died: every row, and one past the last OID a walk
+    can reach, answers nothing (snmpsim drops the response), so a GET or a walk times out.
+    snmpsim re-reads a data file whose mtime changed, so writing this over a served file
+    kills that one device; writing the original back revives it (its counters never stopped:
+    they are ``rate x seconds since snmpsim started``)."""
+    oids = [line.split("|", 1)[0] for line in recording.splitlines() if line]
+    return "\n".join(f"{oid}|{SILENT}" for oid in [*oids, "2.0.0"]) + "\n"
+
+
+def poe_overrun(spec: SwitchSpec, recording: str, cut: list[str]) -> str:
+    """The recording of ``spec`` once its PoE budget is overrun: the PSE draws its whole budget
+    and has shed the ports ``cut`` (ifNames): detection ``fault`` (4), link down. The devices
+    on them lose power, which their own simulators must show (they stop answering)."""
+    rows = {f"{PETH_MAIN}.4.1": f"66|{POE_BUDGET_W}"}
+    for name in cut:
+        i = spec.port(name).index
+        rows.update({f"{IF_ENTRY}.8.{i}": "2|2", f"{PETH_PORT}.6.1.{i}": "2|4"})
+    return replace_rows(recording, rows)
 
 
 def octets(text: str | bytes) -> str:
