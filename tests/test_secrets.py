@@ -189,3 +189,15 @@ def test_readings_lose_secrets_and_uri_logins_before_the_outbox() -> None:
     out, removed = safe_readings([good, bad])
     assert out[0] is good and removed == 0
     assert out[1].fields["detail"] == "rtsp://10.0.0.5/live: 401; *** refused" and out[1].tags["if_name"] == "***"
+
+
+def test_an_uncaught_exception_is_printed_redacted() -> None:
+    """A crash's traceback goes to stderr past logging: the CLIs' excepthook redacts it."""
+    import subprocess
+    import sys
+
+    code = ("import logging; from wardwatch import redact; logging.basicConfig(); redact.install_log_filter(); "
+            "redact.register(['crash-secret-1']); raise RuntimeError('cannot use crash-secret-1 at rtsp://a:b@c/d')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 1 and "RuntimeError: cannot use *** at rtsp://c/d" in done.stderr, done.stderr
+    assert "crash-secret-1" not in done.stderr

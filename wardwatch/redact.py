@@ -11,8 +11,9 @@ and its obvious encodings, with ``***``:
 
 :class:`RedactingFilter` does it to every log record (its message, its arguments, a
 logged exception's traceback); both CLIs put it on the root logger's handlers with
-:func:`install_log_filter`. :func:`strip_userinfo` removes ``user:pass@`` from any URI in
-a text (a camera's RTSP or snapshot URI), registered or not.
+:func:`install_log_filter`, which also redacts the traceback of an uncaught exception.
+:func:`strip_userinfo` removes ``user:pass@`` from any URI in a text (a camera's RTSP or
+snapshot URI), registered or not.
 
 Values shorter than :data:`MIN_LENGTH` are not replaced (a one-letter community would
 turn every log line into stars), nor the factory communities ``public`` and ``private``
@@ -25,8 +26,11 @@ import base64
 import json
 import logging
 import re
+import sys
 import threading
+import traceback
 from collections.abc import Iterable, Iterator
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -185,9 +189,26 @@ _FILTER = RedactingFilter()
 
 def install_log_filter(logger: logging.Logger | None = None) -> RedactingFilter:
     """Put the filter on every handler of ``logger`` (the root logger by default): filters
-    on handlers see records propagated from every other logger, filters on a logger do not."""
+    on handlers see records propagated from every other logger, filters on a logger do not.
+    For the root logger, an uncaught exception's traceback (``sys.excepthook``, and
+    ``threading.excepthook`` for a thread's) is redacted too."""
     target = logger or logging.getLogger()
     for handler in target.handlers:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
+    if logger is None:
+        sys.excepthook = _excepthook
+        threading.excepthook = _thread_excepthook
     return _FILTER
+
+
+def _excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+    sys.stderr.write(redact(f"Exception in thread {name}:\n{text}"))
