@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -83,8 +84,17 @@ class InfluxV1Writer:
         return f"InfluxV1Writer(url={self.url!r}, database={self.database!r}, rp={self.rp!r})"
 
     async def __aenter__(self) -> InfluxV1Writer:
-        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout, connector=self._connector())
         return self
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """For an https:// url, the system's trust store (``SSL_CERT_FILE`` and
+        ``SSL_CERT_DIR`` honoured), read when the writer opens; None for http://."""
+        return ssl.create_default_context() if self.url.startswith("https://") else None
+
+    def _connector(self) -> aiohttp.TCPConnector | None:
+        tls = self.tls_context()
+        return aiohttp.TCPConnector(ssl=tls) if tls is not None else None
 
     async def __aexit__(
         self,

@@ -72,11 +72,13 @@ class InfluxV2Writer(InfluxV1Writer):
         from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
         self._session = aiohttp.ClientSession(
-            headers={"Authorization": f"Token {self._token}"}, timeout=self._timeout
+            headers={"Authorization": f"Token {self._token}"}, timeout=self._timeout, connector=self._connector()
         )
-        # Its own aiohttp session inside; the timeout is in milliseconds, bounding a whole request.
+        # Its own aiohttp session inside, trusting what /query trusts; the timeout is in
+        # milliseconds and bounds a whole request.
+        tls: dict[str, Any] = {"ssl_context": ctx} if (ctx := self.tls_context()) is not None else {}
         self._client = InfluxDBClientAsync(
-            url=self.url, token=self._token, org=self.org, timeout=int(self._timeout_s * 1000)
+            url=self.url, token=self._token, org=self.org, timeout=int(self._timeout_s * 1000), **tls
         )
         self._write_api = self._client.write_api()
         return self

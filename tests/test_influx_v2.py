@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,7 @@ from aiohttp import web
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.pipeline import Collector
+from tests.receivers import self_signed_cert
 from tests.util import wait_for
 from tests.victoria import VictoriaService, start_victoria
 from wardwatch import wire
@@ -81,7 +83,8 @@ class FakeV2:
     - else 400 (2.x's partial-write body) when a line holds ``bad``, 204 otherwise.
     Accepted lines are kept in ``lines``; every write request in ``requests``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.tokens = {TOKEN}
         self.answers: list[Answer] = []
         self.lines: list[bytes] = []
@@ -95,7 +98,7 @@ class FakeV2:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") in {f"Token {t}" for t in self.tokens}
@@ -134,7 +137,7 @@ class FakeV2:
                         web.get("/ping", self._ping)])
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls).start())
         self._ready.set()
         self._loop.run_forever()
 
@@ -341,6 +344,24 @@ async def test_reads_are_influxql_on_query_with_the_token_and_the_dbrp(fake: Fak
     async with open_influx(v2(fake.url)) as influx:
         with pytest.raises(InfluxUnavailable, match="401"):
             await influx.query("SELECT 1")
+
+
+async def test_https_writes_and_reads_with_a_trusted_certificate_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    with FakeV2(tls=tls) as server:
+        async with open_influx(v2(server.url)) as influx:
+            with pytest.raises(InfluxUnavailable, match="certificate verify failed"):
+                await influx.write([b"m v=1i 1"])  # not trusted: kept and retried, not sent
+        assert server.requests == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the machine's trust store, as an operator sets it
+        async with open_influx(v2(server.url)) as influx:
+            await influx.write([b"m v=1i 1"])
+            assert (await influx.query("SELECT last(v) FROM m"))[0]["series"][0]["name"] == "m"
+        assert server.lines == [b"m v=1i 1"] and server.queries[0]["auth"] == f"Token {TOKEN}"
 
 
 # --------------------------------------------------------------------------- the whole collector process
