@@ -449,3 +449,17 @@ def test_the_collector_on_v2_dead_letters_the_one_message_refused_and_stores_the
     assert wire.decode_from(entry["topic"], base64.b64decode(entry["payload_b64"])).seq == 5
     stored = [line for line in fake.lines if line.startswith(b"wardwatch_batch,") and agent.encode() in line]
     assert sorted(int(line.split(b"seq=")[1].split(b"i")[0]) for line in stored) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+
+
+def test_the_v2_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wardwatch.collector.config import load_config
+
+    monkeypatch.setenv("WARDWATCH_MQTT_PASSWORD", "pw-123456")
+    monkeypatch.setenv("WARDWATCH_HTTP_TOKEN", "token-0123456789abcdef")
+    monkeypatch.setenv("WARDWATCH_INFLUX_TOKEN", TOKEN)
+    cfg = load_config(Path(__file__).parent.parent / "configs" / "collector-v2.example.yaml")
+    writer = open_influx(cfg.influx)
+    assert isinstance(writer, InfluxV2Writer)
+    assert (writer.url, writer.org, writer.bucket, writer.database) == (
+        "https://influx.hoian.example:8086", "hoian", "wardwatch", "wardwatch")
+    assert writer.tls_context() is not None
