@@ -201,3 +201,13 @@ def test_an_uncaught_exception_is_printed_redacted() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1 and "RuntimeError: cannot use *** at rtsp://c/d" in done.stderr, done.stderr
     assert "crash-secret-1" not in done.stderr
+
+
+def test_device_text_is_redacted_before_it_is_cut() -> None:
+    """A URI longer than the cap, with the login straddling the cut, leaves no part of it."""
+    from wardwatch.agent.core.text import clean
+
+    redact.register(["cam-password-1"])
+    uri = "rtsp://admin:cam-password-1@10.0.0.5/Streaming/Channels/101"
+    assert clean(uri, limit=22) == "rtsp://10.0.0.5/Stream"
+    assert clean("sysName quoting cam-password-1\n", limit=40) == "sysName quoting ***"

@@ -4,7 +4,9 @@ Everything a device says that becomes a tag, a text field or an event goes throu
 :func:`clean`: control characters (newlines, tabs, NUL, escape sequences) are removed,
 surrounding spaces and NULs stripped, and the length capped. A 10 kB ifName or a
 sysName with a newline therefore cannot break a log line, a line-protocol record or a
-dashboard cell.
+dashboard cell. A registered secret of the config in it (a device quoting its community,
+firmware writing ``admin:password@`` into a URI) becomes ``***`` and a URI's login is removed
+(:mod:`wardwatch.redact`), before the cut.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def clean(value: str | bytes, *, limit: int = MAX_TAG) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
     if not text.isprintable():
         text = "".join(ch for ch in _BREAKS.sub(" ", text) if ch.isprintable())
+    if _leaks(text):  # before the cut, so that no part of a secret is left at the end
+        text = redact.redact(text)
     text = text.strip(" \x00")
     if len(text) > limit:
         text = text[:limit]
