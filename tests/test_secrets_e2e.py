@@ -11,7 +11,7 @@ API (its token) and the alert engine (an ``ack_secret``; an email channel to aio
 password, a Telegram channel to a local fake Bot API with its token, a second Telegram
 channel whose token the fake refuses, and a Telegram and a webhook channel (with a bearer
 token) to a peer that refuses and quotes the token back in its error). Failures on purpose:
-a switch polled with the wrong community, a camera polled with the wrong password (both
+a switch polled with the wrong community, one with the wrong SNMPv3 keys, a camera polled with the wrong password (both
 alert, and the alerts are delivered), a garbage payload (dead-lettered), refused deliveries.
 
 Searched, for each secret and its obvious encodings (base64, base64 of ``user:pass``,
@@ -66,6 +66,7 @@ SECRETS = {
     "wrong_community": f"WrongCmty{TAG}",
     "v3_auth": f"V3auth{TAG}k",
     "v3_priv": f"V3priv{TAG}k",
+    "wrong_v3": f"WrongV3{TAG}k",
     "onvif": f"Onvif{TAG}pw",
     "wrong_onvif": f"BadOnvif{TAG}",
     "mqtt": f"mq+tt/pw={TAG}",  # percent-encoding changes it
@@ -141,6 +142,9 @@ def agent_doc(tmp: Path, *, broker: int, snmpd: int, cams: list[dict[str, Any]],
             "v2-wrong": {"snmp": {"version": "2c", "community": SECRETS["wrong_community"]}},
             "v3": {"snmp": {"version": "3", "user": "mon", "auth_protocol": "SHA", "auth_key": SECRETS["v3_auth"],
                             "priv_protocol": "AES", "priv_key_file": str(secret_dir / "priv.key")}},
+            "v3-wrong": {"snmp": {"version": "3", "user": "mon", "auth_protocol": "SHA",
+                                  "auth_key": SECRETS["wrong_v3"], "priv_protocol": "AES",
+                                  "priv_key": SECRETS["wrong_v3"]}},
             "cam": {"onvif": {"username": "admin", "password": SECRETS["onvif"]}},
             "cam-wrong": {"onvif": {"username": "admin", "password": SECRETS["wrong_onvif"]}},
         },
@@ -148,6 +152,7 @@ def agent_doc(tmp: Path, *, broker: int, snmpd: int, cams: list[dict[str, Any]],
             {"id": "sw-v2", "kind": "switch", "host": "127.0.0.1", "port": snmpd, "auth": "v2", **poll},
             {"id": "sw-v3", "kind": "switch", "host": "127.0.0.1", "port": snmpd, "auth": "v3", **poll},
             {"id": "sw-wrong", "kind": "switch", "host": "127.0.0.1", "port": snmpd, "auth": "v2-wrong", **poll},
+            {"id": "sw-v3-wrong", "kind": "switch", "host": "127.0.0.1", "port": snmpd, "auth": "v3-wrong", **poll},
             *({"id": dev, "kind": "camera", "host": cam["host"], "port": cam["onvif_port"], "auth": auth,
                **poll, "timeout": "1.5s", "camera": {"events": False}}
               for (dev, auth), cam in zip((("cam-ok", "cam"), ("cam-wrong", "cam-wrong"), ("cam-uri", "cam")), cams,
@@ -334,11 +339,12 @@ def test_no_secret_shows_anywhere(tmp_path: Path, stack: ExitStack) -> None:
         rows = influx.points("SELECT last(up) AS up FROM device_status GROUP BY device", db=database)
         return {r["device"] for r in rows}
 
-    wait_for(lambda: stored() >= {"sw-v2", "sw-v3", "sw-wrong", "cam-ok", "cam-wrong", "cam-uri"}, timeout=30,
+    wait_for(lambda: stored() >= {"sw-v2", "sw-v3", "sw-wrong", "sw-v3-wrong", "cam-ok", "cam-wrong", "cam-uri"},
+             timeout=30,
              interval=0.5, what=lambda: f"every device's status in InfluxDB: {stored()}\n{agent.log_tail(30)}")
     ups = {r["device"]: r["up"] for r in influx.points(
         "SELECT last(up) AS up FROM device_status GROUP BY device", db=database)}  # fmt: skip
-    assert ups["sw-v2"] == 1 and ups["sw-v3"] == 1 and ups["sw-wrong"] == 0, ups
+    assert ups["sw-v2"] == 1 and ups["sw-v3"] == 1 and ups["sw-wrong"] == 0 and ups["sw-v3-wrong"] == 0, ups
 
     def alerted() -> set[str]:
         return {d for m in tg.messages for d in ("sw-wrong", "cam-wrong") if d in m["text"]}
