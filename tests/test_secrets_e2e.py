@@ -3,24 +3,25 @@ known, distinctive secret values, then a grep of everything a person or a databa
 see for them.
 
 The run: net-snmp's snmpd (a v2c community and an SNMPv3 SHA/AES user), the ONVIF camera
-simulator (its password; one camera answers stream and snapshot URIs with ``admin:password@``
-in them, as some firmware does), Mosquitto (the agent and the collector log in with a password),
-an InfluxDB of its own with auth on and its request log kept (the collector logs in with a
-user and password), an agent polling five devices, a collector with the web
-API (its token) and the alert engine (an ``ack_secret``; an email channel to aiosmtpd with a
-password, a Telegram channel to a local fake Bot API with its token, a second Telegram
-channel whose token the fake refuses, and a Telegram and a webhook channel (with a bearer
-token) to a peer that refuses and quotes the token back in its error). Failures on purpose:
-a switch polled with the wrong community, one with the wrong SNMPv3 keys, a camera polled with the wrong password (both
-alert, and the alerts are delivered), a garbage payload (dead-lettered), refused deliveries.
+simulator (its password; one camera answers stream and snapshot URIs with
+``admin:password@`` in them, as some firmware does), Mosquitto (the agent and the collector
+log in with a password), an InfluxDB of its own with auth on and its request log kept (the
+collector logs in with a user and password), an agent polling seven devices, a collector
+with the web API (its token) and the alert engine (an ``ack_secret``; an email channel to
+aiosmtpd with a password, a Telegram channel to a local fake Bot API with its token, a
+second Telegram channel whose token the fake refuses, and a Telegram and a webhook channel
+(with a bearer token) to a peer that refuses and quotes the token back in its error).
+Failures on purpose: a switch polled with the wrong community, one with the wrong SNMPv3
+keys, a camera polled with the wrong password (they alert, and the alerts are delivered),
+a garbage payload (dead-lettered), refused deliveries.
 
 Searched, for each secret and its obvious encodings (base64, base64 of ``user:pass``,
 percent-encoded): the agent's and the collector's logs (debug level), the output of
-``wardwatch-agent check``, ``discover``, ``config --show`` of both sides and of configs that
-are refused (credentials in a URL, a short SNMPv3 key), the dead-letter file, the alert
-store (its SQLite rows and its files' bytes), the alert API's deliveries, the messages the
-channels received, InfluxDB's request log, and InfluxDB: every measurement's rows, tag
-values, field keys and series.
+``wardwatch-agent check``, ``discover``, ``wardwatch-collector report``, ``config --show``
+of both sides and of configs that are refused (credentials in a URL, a short SNMPv3 key),
+the dead-letter file, the alert store (its SQLite rows and its files' bytes), the alert
+API's answers, the messages the channels received, InfluxDB's request log, and InfluxDB:
+every measurement's rows, tag values, field keys and series.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -394,6 +396,14 @@ def test_no_secret_shows_anywhere(tmp_path: Path, stack: ExitStack) -> None:
                     "--port", str(snmpd.port), "--auth", "v2-wrong", "--auth", "v2", "--timeout", "0.5")
     assert "127.0.0.1" in found_out, found_out
     grep("wardwatch-agent discover", found_out)
+
+    now = datetime.now(UTC)
+    report = run("wardwatch-collector", "report", "uptime", "-c", str(collector_show_cfg), "--from",
+                 (now - timedelta(minutes=10)).isoformat(timespec="seconds"), "--to",
+                 (now + timedelta(minutes=1)).isoformat(timespec="seconds"), "--format", "json", "--log-level",
+                 "DEBUG", expect=0)  # fmt: skip
+    assert "sw-v2" in report, report
+    grep("wardwatch-collector report uptime", report)
 
     # Refused configs: the error names the key and points at the right one, never the value.
     bad = dict(cdoc, influx=dict(cdoc["influx"], url=f"http://admin:{SECRETS['refused_url']}@127.0.0.1:8086"))
