@@ -15,8 +15,9 @@ PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 deps:
 	@bash scripts/install-deps.sh
 
+# make demo FAST=1 (or ARGS=--fast): a day in minutes; ARGS passes any `wardwatch-sim demo` option.
 demo: deps
-	$(VENV)/bin/wardwatch-sim demo
+	$(VENV)/bin/wardwatch-sim demo $(if $(FAST),--fast) $(ARGS)
 
 test: deps
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)

@@ -1,10 +1,13 @@
-"""``wardwatch-sim demo``: the whole Hội An pipeline as real processes, in the foreground.
+"""``wardwatch-sim demo``: the whole of Hội An as real processes, in the foreground.
 
-Mosquitto, InfluxDB and one snmpsim (13 ward switches and their Wi-Fi APs) come from
-wardwatch.simulators.lab; one ``wardwatch-sim cameras`` (every street camera of the city),
-13 ``wardwatch-agent run`` and one ``wardwatch-collector run`` are started beside them.
-Every process is stopped by PID on Ctrl-C, SIGTERM or the end of ``--duration``:
-agents first, then the collector, then the services.
+Mosquitto, InfluxDB and one snmpsim (every switch, AP and controller of the 13 wards, an
+endpoint per ward) come from wardwatch.simulators.lab; one ``wardwatch-sim cameras`` (every
+street camera of the city), 13 ``wardwatch-agent run`` and one ``wardwatch-collector run``
+(dashboard and alerts) are started beside them. Each agent reaches the broker through its
+ward's uplink, a relay in this process that the scenario can cut; the collector's alert
+notices go to MQTT and to a webhook receiver here that logs them. The scenario
+(simulators/scenario.py) plays its faults. Every process is stopped by PID on Ctrl-C,
+SIGTERM or the end of ``--duration``: agents first, then the collector, then the services.
 """
 
 from __future__ import annotations
@@ -18,10 +21,22 @@ import signal
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from wardwatch.simulators.fleet import CAMERA_PASSWORD, CAMERA_USER, WARDS, Fleet, camera_count, write_fleet
+import yaml
+
+from wardwatch.config import ConfigError, _parse_duration
+from wardwatch.simulators.fleet import (
+    CAMERA_PASSWORD,
+    CAMERA_USER,
+    WARDS,
+    Fleet,
+    camera_count,
+    write_fleet,
+)
 from wardwatch.simulators.lab import (
     InfluxService,
     Service,
@@ -33,22 +48,44 @@ from wardwatch.simulators.lab import (
     start_mosquitto,
     start_snmpsim,
 )
+from wardwatch.simulators.scenario import (
+    SHIPPED,
+    Runner,
+    Scenario,
+    UplinkRelay,
+    load_scenario,
+    quiet_devices,
+    touched_devices,
+)
 
 DATABASE = "wardwatch"
 PROGRESS_EVERY_S = 15.0
-WIFI_NAMES = {"cisco_wlc": "Cisco WLC:", "ruijie_ac": "Ruijie AC:", "aruba_instant": "Aruba Instant:",
-              "unifi": "UniFi:", "mikrotik": "MikroTik:"}
 STOP_TIMEOUT_S = 10.0
 MARKER = ".wardwatch-demo"
+# --fast: the Wi-Fi day in 5 minutes, shorter polls, the alert rules' timers a quarter.
+FAST_SPEED = 288.0
+FAST_RULES = 4.0
+# snmpsim serves ~3,000 rows a second on one core, and one round of the city's SNMP devices
+# is ~28,000 rows: the switches every 60 s (30 s with --fast) leave it most of a core free.
+# --fast polls the devices its scenario touches every 10 s.
+FAST_INTERVALS = {"interval": "30s", "ap_interval": "15s", "camera_interval": "20s"}
+NORMAL_INTERVALS = {"interval": "60s", "ap_interval": "60s", "camera_interval": "60s"}
+FAST_TOUCHED = "10s"
+RULE_TIMES = ("for", "clear_for", "keep_firing_for", "window", "stable_for")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default="run/demo", help="configs, data and logs (wiped at start)")
-    p.add_argument("--interval", default="10s", help="switch poll interval, e.g. 10s")
-    p.add_argument("--ap-interval", default="30s", help="Wi-Fi AP and controller poll interval")
-    p.add_argument("--camera-interval", default="30s", help="camera poll interval")
+    p.add_argument("--fast", action="store_true",
+                   help="compress time: the Wi-Fi day in 5 minutes, polls every 15-30 s (the scenario's "
+                   "devices 10 s), the scenario divided by its `fast`, the alert rules' timers by 4")
+    p.add_argument("--scenario", default=str(SHIPPED),
+                   help="scenario file (YAML) of scheduled faults; 'none' for none (default: the shipped one)")
+    p.add_argument("--interval", help="switch poll interval (default 60s, --fast 30s)")
+    p.add_argument("--ap-interval", help="Wi-Fi AP and controller poll interval (default 60s, --fast 15s)")
+    p.add_argument("--camera-interval", help="camera poll interval (default 60s, --fast 20s)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after SECONDS; 0 = until Ctrl-C")
-    p.add_argument("--seed", type=int, default=0, help="varies the switches' port roles and rates")
+    p.add_argument("--seed", type=int, default=0, help="varies the switches' port rates")
 
 
 def _prepare_run_dir(run_dir: Path) -> None:
@@ -60,8 +97,24 @@ def _prepare_run_dir(run_dir: Path) -> None:
     (run_dir / MARKER).write_text("written by wardwatch-sim demo; the demo wipes this dir at start\n")
 
 
+def _step(n: int, total: int, text: str) -> float:
+    print(f"demo: [{n}/{total}] {text}", flush=True)
+    return time.monotonic()
+
+
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).resolve()
+    try:
+        scenario = None if args.scenario == "none" else load_scenario(Path(args.scenario))
+    except ConfigError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    if scenario is not None and args.fast:
+        scenario = scenario.scaled(scenario.fast)
+    intervals = dict(FAST_INTERVALS if args.fast else NORMAL_INTERVALS)
+    for key in intervals:
+        if getattr(args, key):
+            intervals[key] = getattr(args, key)
     _prepare_run_dir(run_dir)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,60 +123,119 @@ def run(args: argparse.Namespace) -> int:
 
     services: list[Service] = []
     children: list[Service] = []
+    relay: UplinkRelay | None = None
+    hook: WebhookLog | None = None
+    runner: Runner | None = None
+    steps = 7
     try:
-        print(f"demo: starting Mosquitto, InfluxDB, {len(WARDS)} simulated ward switches with their Wi-Fi APs "
-              f"and the city's cameras in {run_dir}", flush=True)
-        mqtt = start_mosquitto(run_dir / "services", max_queued_messages=0)
+        _step(1, steps, "Mosquitto and InfluxDB")
+        mqtt = start_mosquitto(run_dir / "services", max_queued_messages=0, persistence=True)
         services.append(mqtt)
         influx = start_influxdb(run_dir / "services")
         services.append(influx)
         influx.create_database(DATABASE)
+        _step(2, steps, f"the camera simulator: {camera_count(seed=args.seed)} cameras")
         cameras, listing = _start_cameras(run_dir, camera_count(seed=args.seed), level)
         services.append(cameras)
         http_port = free_port("tcp")
         token = secrets.token_urlsafe(18)
+        relay = UplinkRelay(mqtt.host, mqtt.port, [w for w, _, _ in WARDS])
+        relay.start()
+        hook = WebhookLog(run_dir / "alerts-webhook.jsonl")
+        hook.start()
+        rules = _fast_rules(run_dir / "fleet" / "rules-fast.yaml") if args.fast else None
         fleet = write_fleet(
             run_dir / "fleet",
             mqtt_port=mqtt.port,
+            mqtt_ports=relay.ports,
             influx_url=influx.url,
             influx_database=DATABASE,
             http_port=http_port,
             http_token=token,
-            interval=args.interval,
-            ap_interval=args.ap_interval,
-            camera_interval=args.camera_interval,
             cameras=listing["cameras"],
             seed=args.seed,
+            speed=FAST_SPEED if args.fast else 1.0,
+            no_icmp=quiet_devices(scenario, seed=args.seed) if scenario else (),
+            device_intervals={d: FAST_TOUCHED for d in touched_devices(scenario, seed=args.seed)}
+            if scenario and args.fast else None,
+            webhook_url=hook.url,
+            rules=rules,
+            interval=intervals["interval"],
+            ap_interval=intervals["ap_interval"],
+            camera_interval=intervals["camera_interval"],
         )
+        _step(3, steps, f"snmpsim: {fleet.switches()} switches, {fleet.snmp_devices() - fleet.switches()} Wi-Fi "
+              f"controllers and APs on {len(fleet.wards)} endpoints (indexing takes a while)")
         agents = [SnmpsimAgent(data_dir=w.data_dir, port=w.snmp_port, host=w.snmp_host) for w in fleet.wards]
         services.append(start_snmpsim(run_dir / "services", agents=agents))
 
         logs, log_level = run_dir / "logs", ["--log-level", level]
-        children.append(
-            script(
-                "wardwatch-collector",
-                ["run", "-c", str(fleet.collector_config), *log_level],
-                run_dir=logs,
-                label="collector",
-            )
-        )
-        children += [
-            script(
-                "wardwatch-agent", ["run", "-c", str(w.agent_config), *log_level], run_dir=logs, label=f"agent {w.ward}"
-            )
-            for w in fleet.wards
-        ]
-        for child in children:
-            child.start()
-        _print_banner(fleet, influx, http_port, token, services, children, run_dir, str(listing.get("control_url")))
-        return _watch(stop, influx, fleet, services, children, args.duration)
+        _step(4, steps, "the collector, with the dashboard and the alert engine")
+        collector = script("wardwatch-collector", ["run", "-c", str(fleet.collector_config), *log_level],
+                           run_dir=logs, label="collector")
+        children.append(collector)
+        collector.start()
+        _wait_http(http_port, stop, 30.0)
+        _step(5, steps, f"{len(fleet.wards)} agents, one per ward")
+        for w in fleet.wards:
+            agent = script("wardwatch-agent", ["run", "-c", str(w.agent_config), *log_level], run_dir=logs,
+                           label=f"agent {w.ward}")
+            children.append(agent)
+            agent.start()
+        t0 = time.monotonic()
+        _write_processes(run_dir / "processes.txt", services, children)
+        _step(6, steps, "the scenario: " + (f"{len(scenario.faults)} faults from {args.scenario}"
+                                            f"{' (--fast)' if args.fast else ''}" if scenario else "none"))
+        if scenario is not None:
+            runner = Runner(scenario, fleet, str(listing.get("control_url")), relay, mqtt, t0=t0)
+            runner.start()
+        _step(7, steps, "waiting for the first readings of every ward")
+        _print_banner(fleet, influx, http_port, token, run_dir, scenario, args.fast, hook)
+        return _watch(stop, influx, fleet, services, children, args.duration, runner, t0)
     except ServiceError as exc:
         if stop.is_set():  # Ctrl-C while starting also reaches the services; not a failure
             return 0
         print(f"demo: a service failed to start:\n{exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        if runner is not None:
+            runner.stop()
         _stop_all(children, services)
+        if relay is not None:
+            relay.stop()
+        if hook is not None:
+            hook.stop()
+
+
+def _fast_rules(path: Path) -> Path:
+    """The shipped alert rules with every timer divided by FAST_RULES (at least 10 s)."""
+    doc = yaml.safe_load(files("wardwatch.collector.alerts").joinpath("rules.yaml").read_text(encoding="utf-8"))
+    for rule in doc["rules"]:
+        for key in RULE_TIMES:
+            if key in rule:
+                seconds = float(_parse_duration(rule[key]))
+                rule[key] = f"{max(10.0, seconds / FAST_RULES) if seconds else 0:g}s"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=200)
+    path.write_text(f"# the shipped rules with their timers / {FAST_RULES:g}: wardwatch-sim demo --fast\n{body}",
+                    encoding="utf-8")
+    return path
+
+
+def _wait_http(port: int, stop: threading.Event, timeout: float) -> None:
+    """Until the collector's /healthz answers (any status): its HTTP server is up."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            stop.wait(0.3)
 
 
 def _start_cameras(run_dir: Path, count: int, level: str) -> tuple[Service, dict[str, Any]]:
@@ -135,6 +247,7 @@ def _start_cameras(run_dir: Path, count: int, level: str) -> tuple[Service, dict
             "--user", CAMERA_USER, "--password", CAMERA_PASSWORD, "--control-port", "0", "--output", str(listing_path)]
     service = script("wardwatch-sim", args, run_dir=run_dir / "services" / "cameras", label="cameras")
     service.ready = lambda _service, _timeout: _read_listing(listing_path) is not None
+    service.ready_timeout = 60.0
     service.start()
     listing = _read_listing(listing_path)
     if listing is None:
@@ -150,6 +263,53 @@ def _read_listing(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("cameras"), list) else None
 
 
+def _write_processes(path: Path, services: list[Service], children: list[Service]) -> None:
+    path.write_text("".join(f"{p.pid} {p.name}\n" for p in [*services, *children]))
+
+
+class WebhookLog:
+    """The alerts' webhook channel lands here: one JSON line per notice in ``path``, and one
+    line on stdout per alert in it (status, summary)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        log = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(min(int(self.headers.get("Content-Length") or 0), 10_000_000))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                log.take(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def take(self, body: bytes) -> None:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return
+        with self.lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        for alert in doc.get("alerts", []) if isinstance(doc, dict) else []:
+            summary = alert.get("annotations", {}).get("summary") or alert.get("labels", {}).get("alertname")
+            print(f"alert {alert.get('status', '?')}: {summary}", flush=True)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _watch(
     stop: threading.Event,
     influx: InfluxService,
@@ -157,13 +317,16 @@ def _watch(
     services: list[Service],
     children: list[Service],
     duration: float,
+    runner: Runner | None,
+    started: float,
 ) -> int:
-    started = time.monotonic()
     next_progress = started + PROGRESS_EVERY_S
     dead: set[str] = set()
     while not stop.wait(0.5):
         now = time.monotonic()
         for proc in [*services, *children]:
+            if runner is not None and proc.name == "mosquitto" and runner.broker_down():
+                continue  # the scenario's broker restart
             if proc.name not in dead and not proc.running():
                 dead.add(proc.name)
                 tail = "\n".join("    " + line for line in proc.log_tail(15).splitlines())
@@ -179,18 +342,22 @@ def _watch(
     return 1 if dead else 0
 
 
-# The newest reading of every Wi-Fi radio and camera, then summed: what the city has right now.
-RADIOS_NOW = "SELECT sum(c) AS clients, count(c) AS radios FROM (SELECT last(clients) AS c FROM wifi_radio " \
-    "WHERE time > now() - 5m GROUP BY ward, device, ap, radio)"
-CAMERAS_NOW = "SELECT sum(o) AS ok, count(o) AS cameras FROM (SELECT last(ok) AS o FROM camera_health " \
-    "WHERE time > now() - 5m GROUP BY ward, device)"
+# The newest reading of every Wi-Fi radio and camera of the last 2 minutes, then summed:
+# what the city has right now.
+RECENT = "time > now() - 2m"
+SWITCHES_NOW = f"SELECT count(u) AS switches FROM (SELECT last(up) AS u FROM device_status WHERE {RECENT} " \
+    "AND kind = 'switch' GROUP BY ward, device)"
+WARDS_NOW = f"SELECT count(in_bps) FROM if_traffic WHERE {RECENT} GROUP BY ward"
+RADIOS_NOW = f"SELECT sum(c) AS clients, count(c) AS radios FROM (SELECT last(clients) AS c FROM wifi_radio " \
+    f"WHERE {RECENT} GROUP BY ward, device, ap, radio)"
+CAMERAS_NOW = f"SELECT sum(o) AS ok, count(o) AS cameras FROM (SELECT last(ok) AS o FROM camera_health " \
+    f"WHERE {RECENT} GROUP BY ward, device)"
 
 
 def _progress(influx: InfluxService, fleet: Fleet) -> str:
     try:
-        per_ward = influx.points("SELECT count(in_bps) FROM if_traffic GROUP BY ward", db=DATABASE)
-        status = influx.points("SELECT count(up) FROM device_status", db=DATABASE)
-        wifi_wards = influx.points("SELECT count(clients) FROM wifi_radio GROUP BY ward", db=DATABASE)
+        per_ward = influx.points(WARDS_NOW, db=DATABASE)
+        switches = influx.points(SWITCHES_NOW, db=DATABASE)
         radios = influx.points(RADIOS_NOW, db=DATABASE)
         cameras = influx.points(CAMERAS_NOW, db=DATABASE) if fleet.cameras_in_agents else []
     except ServiceError as exc:
@@ -199,11 +366,9 @@ def _progress(influx: InfluxService, fleet: Fleet) -> str:
     missing = [w for w, _, _ in WARDS if w not in wards]
     now = radios[0] if radios else {"clients": 0, "radios": 0}
     text = (
-        f"wards with if_traffic rates {len(wards)}/{len(WARDS)}, "
-        f"if_traffic rate points {sum(r['count'] for r in per_ward)}, "
-        f"device_status points {status[0]['count'] if status else 0}, "
-        f"wards with AP radios {sum(1 for r in wifi_wards if r['count'])}/{len(WARDS)}, "
-        f"AP radios {now['radios']}/{fleet.radios()}, AP clients {now['clients'] or 0}"
+        f"wards with switch rates {len(wards)}/{len(WARDS)}, "
+        f"switches {switches[0]['switches'] if switches else 0}/{fleet.switches()}, "
+        f"AP radios {now['radios']}/{fleet.radios()}, Wi-Fi clients {now['clients'] or 0}"
     )
     if fleet.cameras_in_agents:
         ok = cameras[0] if cameras else {"ok": 0, "cameras": 0}
@@ -218,59 +383,27 @@ def _print_banner(
     influx: InfluxService,
     http_port: int,
     token: str,
-    services: list[Service],
-    children: list[Service],
     run_dir: Path,
-    camera_control: str,
+    scenario: Scenario | None,
+    fast: bool,
+    hook: WebhookLog,
 ) -> None:
-    cli = f"influx -host {influx.host} -port {influx.port} -database {DATABASE} -execute"
-    sample = fleet.ward("cam-pho").switch.port_specs()[0]
-    wifi: dict[str, list[str]] = {}
-    for site in fleet.wards:
-        wifi.setdefault(site.aps[0].spec.vendor, []).append(f"{site.ward} ({len(site.aps[0].spec.ap_names())} APs)"
-                                                            if site.aps[0].spec.controller else
-                                                            f"{site.ward} ({len(site.aps)} APs)")
-    brands: dict[str, int] = {}
-    for cam in (c for site in fleet.wards for c in site.cameras):
-        brands[cam.brand] = brands.get(cam.brand, 0) + 1
-    in_agents = "polled by the agents" if fleet.cameras_in_agents else (
-        "served, NOT in the agents' configs (fleet.CAMERAS_IN_AGENTS is off)")
+    url = f"http://127.0.0.1:{http_port}/"
     lines = [
         "",
-        "wardwatch demo is running. Processes:",
-        *(f"  {s.name:<22} pid {s.pid}" for s in services),
-        *(f"  {c.name:<22} pid {c.pid}" for c in children),
+        "wardwatch demo is running: Hội An, 13 wards, "
+        f"{fleet.switches()} switches, {fleet.aps()} Wi-Fi APs, {fleet.cameras()} cameras"
+        + (" (--fast: a day of Wi-Fi in 5 minutes)" if fast else ""),
         "",
-        f"InfluxDB     {influx.url}  database {DATABASE}",
-        f"dashboard    http://127.0.0.1:{http_port}/   log in with the token {token}",
-        f"alerts       http://127.0.0.1:{http_port}/alerts, on MQTT wardwatch/v1/alerts/#, "
-        f"API curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{http_port}/api/v1/alerts",
-        f"collector    http://127.0.0.1:{http_port}/healthz",
-        f"logs         {run_dir / 'logs'}  (services: {run_dir / 'services'})",
-        f"configs      {fleet.base_dir / 'agents'}, {fleet.collector_config}",
-        f"Wi-Fi        {fleet.radios()} radios: "
-        + "; ".join(f"{WIFI_NAMES.get(v, v)} {', '.join(w)}" for v, w in wifi.items()),
-        f"cameras      {fleet.cameras()} ({', '.join(f'{n} {b}' for b, n in sorted(brands.items()))}), {in_agents};",
-        f"             control {camera_control}/cameras, listing {fleet.base_dir / 'cameras.json'}",
+        f"  dashboard  {url}",
+        f"  token      {token}",
         "",
-        "Look at the data (first points after one or two poll intervals):",
-        f"  {cli} 'SHOW TAG VALUES FROM if_traffic WITH KEY = ward'",
-        f"  {cli} \"SELECT mean(in_bps) FROM if_traffic WHERE ward='cam-pho' AND time > now() - 5m GROUP BY if_name\"",
-        f"  {cli} 'SELECT last(up) AS up, last(uptime_s) AS uptime_s FROM device_status GROUP BY ward'",
-        f"  {cli} 'SELECT last(clients) AS clients, last(channel) AS channel FROM wifi_radio GROUP BY ward, ap, radio'",
-        f"  {cli} 'SELECT last(consumption_w) AS watts, last(budget_w) AS budget FROM poe GROUP BY ward, pse'",
-        f"cam-pho sw-core {sample.name} should read in_bps = {sample.in_bps}, out_bps = {sample.out_bps}.",
-        *(
-            [
-                f"Break a camera: cam-pho {cam.id} is simulator camera {cam.sim_id}:",
-                f"  curl -X POST {camera_control}/cameras/{cam.sim_id}/faults -d '{{\"offline\": true}}'",
-                f"  {cli} \"SELECT last(reason) FROM camera_health WHERE ward='cam-pho' GROUP BY device\"",
-            ]
-            if fleet.cameras_in_agents and (cam := fleet.ward("cam-pho").cameras[0]).sim_id
-            else []
-        ),
+        f"  alerts     on the dashboard, on MQTT wardwatch/v1/alerts/#, and in {hook.path}",
+        f"  data       InfluxDB {influx.url}, database {DATABASE}; logs in {run_dir / 'logs'}",
+        *([f"  scenario   {len(scenario.faults)} faults, the first after {min(f.at for f in scenario.faults):g} s "
+           "(each begins and ends on a line here)"] if scenario and scenario.faults else []),
         "",
-        f"Progress every {PROGRESS_EVERY_S:g} s. Ctrl-C stops everything.",
+        "The wards fill in within a minute or two. Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
 
