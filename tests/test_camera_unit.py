@@ -323,9 +323,9 @@ def test_zeep_settings_refuse_entities_and_dtds() -> None:
 async def test_snapshot_is_hashed_while_streaming_and_capped(size: int, declared: bool, reason: str) -> None:
     """A real HTTP server (loopback): the streamed hash is the whole image's; over 16 MiB,
     declared or not, the GET stops with snapshot_too_large."""
-    import aiohttp
     from aiohttp import web
 
+    from wardwatch.agent.camera.http import HttpClient
     from wardwatch.agent.camera.snapshot import fetch, fingerprint
 
     body = b"\xff\xd8" + bytes(range(256)) * (size // 256)
@@ -349,9 +349,12 @@ async def test_snapshot_is_hashed_while_streaming_and_capped(size: int, declared
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with aiohttp.ClientSession() as session:
-            result = await fetch(session, f"http://127.0.0.1:{port}/snap.jpg", username=None, password=None,
+        client = HttpClient()
+        try:
+            result = await fetch(client, f"http://127.0.0.1:{port}/snap.jpg", username=None, password=None,
                                  time_limit=5)
+        finally:
+            await client.aclose()
     finally:
         await runner.cleanup()
     assert result.reason == reason, result.detail

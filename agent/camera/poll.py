@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
 
-import aiohttp
-
 from wardwatch.agent.camera import rtsp, snapshot
 from wardwatch.agent.camera.events import CLASSES, CameraEvent, EventCounts, PullPoint
+from wardwatch.agent.camera.http import HttpClient
 from wardwatch.agent.camera.onvif import DeviceInfo, NoSnapshotUri, ProfileInfo
 from wardwatch.agent.camera.soap import SoapClient
 from wardwatch.agent.camera.state import Facts, FrozenDetector, assess
@@ -113,7 +112,7 @@ class CameraSession:
     poller's shared HTTP session (the ONVIF calls go over it, agent/camera/soap.py)."""
 
     def __init__(self, *, device: DeviceConfig, username: str, password: str,
-                 http: Callable[[], aiohttp.ClientSession], allow_basic: bool = False) -> None:
+                 http: Callable[[], HttpClient], allow_basic: bool = False) -> None:
         self.device = device
         self.options: CameraOptions = device.camera
         self.username, self.password = username, password
@@ -142,7 +141,7 @@ class CameraPoller:
         self.icmp = icmp
         self.polls_ok = 0
         self.polls_failed = 0
-        self._http: aiohttp.ClientSession | None = None
+        self._http: HttpClient | None = None
         self._sessions: list[CameraSession] = []
 
     def session(self, dev: DeviceConfig) -> CameraSession:
@@ -153,10 +152,9 @@ class CameraPoller:
         self._sessions.append(cam)
         return cam
 
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, ssl=False),
-                                               auto_decompress=False)
+    def http(self) -> HttpClient:
+        if self._http is None:
+            self._http = HttpClient()
         return self._http
 
     async def poll(self, cam: CameraSession) -> CameraPollResult:
@@ -176,7 +174,7 @@ class CameraPoller:
             if isinstance(result, Exception):
                 log.debug("camera %s: close: %s", cam.device.id, result)
         if self._http is not None:
-            await self._http.close()
+            await self._http.aclose()
             self._http = None
 
     async def __aenter__(self) -> CameraPoller:
@@ -215,7 +213,7 @@ async def _ping_result(ping: asyncio.Task[PingLike | None] | None, limit: float)
         return None
 
 
-async def poll_camera(cam: CameraSession, *, http: aiohttp.ClientSession, ports: PortStates | None = None,
+async def poll_camera(cam: CameraSession, *, http: HttpClient, ports: PortStates | None = None,
                       icmp: IcmpProbe | None = None) -> CameraPollResult:
     """Poll one camera once. Never raises for the camera's faults: they are the reason."""
     dev, opt, st, client = cam.device, cam.options, cam.state, cam.client
@@ -378,7 +376,7 @@ async def _authenticate(cam: CameraSession, skew: float | None) -> tuple[bool, s
     return True, "", f"auth failed until the clock offset {skew:+.1f}s was applied"
 
 
-async def _media(cam: CameraSession, http: aiohttp.ClientSession, health: Fields,
+async def _media(cam: CameraSession, http: HttpClient, health: Fields,
                  facts: _MediaFacts) -> tuple[str, str]:
     """Profiles, stream and snapshot. Fills ``health`` and ``facts``; -> (error class, detail)."""
     st, client, opt, dev = cam.state, cam.client, cam.options, cam.device

@@ -1,6 +1,7 @@
 """Fetch a camera snapshot over HTTP with Digest (or Basic) auth, and fingerprint it.
 
-One aiohttp session serves every camera of the agent. The image is hashed while it
+One HTTP client (agent/camera/http.py, connections kept alive between polls) serves every
+camera of the agent. The image is hashed while it
 streams in, 64 KiB at a time, and never kept: the hash is what frozen-image detection
 compares from poll to poll, so a poll holds one chunk of the image, whatever its size.
 
@@ -19,10 +20,11 @@ import ssl
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from yarl import URL
 
 from wardwatch.agent.camera.digest import DigestError, authorization, parse_challenges, pick
+from wardwatch.agent.camera.http import BodyTooLarge, HttpClient
+from wardwatch.agent.camera.rtsp import tls_context
 from wardwatch.agent.camera.trust import BASIC_REFUSED, basic_allowed, offhost, redact, same_host
 from wardwatch.agent.core.text import MAX_FIELD, clean
 
@@ -31,6 +33,7 @@ CHUNK = 64 * 1024
 JPEG_MAGIC = b"\xff\xd8"
 PNG_MAGIC = b"\x89PNG"
 MAX_CHALLENGES = 8
+_AGENT = b"User-Agent: wardwatch\r\n"
 
 
 class SnapshotTooLarge(Exception):
@@ -68,7 +71,7 @@ MAX_REDIRECTS = 3
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-async def fetch(session: aiohttp.ClientSession, url: str, *, username: str | None, password: str | None,
+async def fetch(session: HttpClient, url: str, *, username: str | None, password: str | None,
                 time_limit: float, tls: ssl.SSLContext | None = None, camera_host: str | None = None,
                 allow_basic: bool = False) -> SnapshotResult:
     """GET ``url``, answering one auth challenge. Never raises for a device's fault.
@@ -130,12 +133,13 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, username: str | Non
         return done(False, status, "snapshot_timeout", f"no image within {time_limit:g}s")
     except SnapshotTooLarge as exc:
         return done(False, status, "snapshot_too_large", f"too large: {exc}")
-    except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return done(False, status, "snapshot_refused", f"{target.host}:{target.port} refused the connection")
-        return done(False, status, "snapshot_error", str(exc))
-    except (aiohttp.ClientError, DigestError, ValueError) as exc:
-        # ValueError: yarl and aiohttp refuse some URIs (a port out of range, a bad host) this way
+    except ConnectionRefusedError:
+        return done(False, status, "snapshot_refused", f"{target.host}:{target.port} refused the connection")
+    except ssl.SSLError as exc:  # before OSError, of which it is one
+        return done(False, status, "snapshot_error", f"TLS: {exc.reason or exc}")
+    except (OSError, DigestError, ValueError) as exc:
+        # ValueError: yarl refuses some URIs (a port out of range, a bad host) this way; NotHttp
+        # is one too (an answer that is not HTTP); Disconnected is an OSError
         return done(False, status, "snapshot_error", f"{type(exc).__name__}: {exc}")
     if status == 401:
         return done(False, status, "snapshot_401", "the credentials were refused")
@@ -146,29 +150,24 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, username: str | Non
     return done(True, status, "ok", "", ans.size, ans.digest)
 
 
-async def _get(session: aiohttp.ClientSession, url: URL, headers: dict[str, str],
-               tls: ssl.SSLContext | None) -> _Answer:
+async def _get(client: HttpClient, url: URL, headers: dict[str, str], tls: ssl.SSLContext | None) -> _Answer:
     """One GET; a 200's body is hashed as it streams in, never held."""
-    if tls is not None and url.scheme == "https":
-        request = session.get(url, headers=headers, allow_redirects=False, ssl=tls)
-    else:
-        request = session.get(url, headers=headers, allow_redirects=False)
-    async with request as resp:
-        challenges = resp.headers.getall("WWW-Authenticate", [])
-        if resp.status != 200:
-            return _Answer(resp.status, challenges, location=resp.headers.get("Location"))
-        length = resp.content_length
-        if length is not None and length > MAX_BYTES:
-            raise SnapshotTooLarge(f"Content-Length {length} is over the {MAX_BYTES // 2**20} MiB cap")
-        h = hashlib.blake2b(digest_size=16)
-        head = b""
-        size = 0
-        async for chunk in resp.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > MAX_BYTES:
-                resp.close()  # drop the connection rather than read the rest
-                raise SnapshotTooLarge(f"over the {MAX_BYTES // 2**20} MiB cap")
-            if len(head) < 8:
-                head += chunk[: 8 - len(head)]
-            h.update(chunk)
-        return _Answer(resp.status, challenges, size, head, h.hexdigest())
+    h = hashlib.blake2b(digest_size=16)
+    first = bytearray()
+
+    def sink(piece: bytes) -> None:
+        if len(first) < 8:
+            first.extend(piece[: 8 - len(first)])
+        h.update(piece)
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + _AGENT
+    scheme = url.scheme
+    ctx = (tls or tls_context(None)) if scheme == "https" else None
+    try:
+        resp = await client.request("GET", scheme, url.host or "", url.port or (443 if scheme == "https" else 80),
+                                    url.raw_path_qs, head=head, tls=ctx, max_body=MAX_BYTES, sink=sink)
+    except BodyTooLarge as exc:
+        raise SnapshotTooLarge(str(exc)) from None
+    if resp.status != 200:
+        return _Answer(resp.status, resp.all("www-authenticate"), location=resp.header("location"))
+    return _Answer(resp.status, [], resp.size, bytes(first), h.hexdigest())

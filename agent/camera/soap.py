@@ -4,7 +4,8 @@ A poll makes the same dozen calls every time (GetSystemDateAndTime, GetDeviceInf
 GetServices, GetProfiles, GetStreamUri, GetSnapshotUri and the PullPoint's Create, Pull,
 Renew, Unsubscribe); zeep's general machinery cost ~2 MB and most of a poll's CPU per
 camera (two zeep clients and an HTTP session per service). Here every camera shares the
-poller's one aiohttp session, the envelopes are written out, and an answer's element is
+poller's one lean HTTP client (agent/camera/http.py: keep-alive between polls, one write per
+request), the envelopes are written out, and an answer's element is
 read through :class:`Node`, which gives it the attribute shape zeep gives (child elements
 and attributes by name, text leaves as ``str``, several children of a name as a list,
 ``_value_1`` for any-content), so :func:`~wardwatch.agent.camera.onvif.parse_clock`,
@@ -14,31 +15,33 @@ onvif-zeep-async stays for ``discover`` (agent/camera/discover.py), where its ge
 What a camera says is untrusted, as in agent/camera/onvif.py: at most ``MAX_ANSWER`` bytes
 are read; an answer with a DTD, an entity declaration or an external reference is refused
 unparsed; lxml parses without entity expansion, network access or huge trees. Every error
-becomes one of the agent's (``onvif.http_error``, :func:`_fault`).
+becomes one of the agent's (:func:`net_error`, :func:`_fault`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import hashlib
 import importlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-import aiohttp
-
+from wardwatch.agent.camera.http import BodyTooLarge, Disconnected, HttpClient, NotHttp
 from wardwatch.agent.camera.onvif import (
     EVENTS_NS,
     MAX_ANSWER,
     AnswerTooLarge,
+    BadHttp,
     BadXml,
+    CameraDisconnected,
+    CameraRefused,
     ClockReading,
     DeviceInfo,
     NoSnapshotUri,
@@ -47,12 +50,18 @@ from wardwatch.agent.camera.onvif import (
     Unsupported,
     _text,
     _uri,
-    http_error,
     parse_clock,
     parse_profiles,
 )
+from wardwatch.agent.camera.rtsp import tls_context
 from wardwatch.agent.camera.trust import redact, same_host
-from wardwatch.agent.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError
+from wardwatch.agent.core.errors import (
+    DeviceAuthError,
+    DeviceError,
+    DeviceProtocolError,
+    DeviceTimeout,
+    DeviceUnreachable,
+)
 from wardwatch.agent.core.text import clean
 
 log = logging.getLogger(__name__)
@@ -79,6 +88,7 @@ CAPABILITY_NS = {
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
                           remove_comments=True, remove_pis=True, recover=True)
 _REFUSED = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype")
+_TLS = tls_context(None)  # an https XAddr: encrypted, the camera's self-signed certificate taken
 
 
 def _local(tag: Any) -> str:
@@ -165,14 +175,51 @@ def parse_answer(status: int, body: bytes, what: str) -> Any:
     return first
 
 
+_HEADS: dict[str, bytes] = {}  # SOAPAction -> the request's header lines, built once per process
+
+
+def _head(action: str) -> bytes:
+    head = _HEADS.get(action)
+    if head is None:
+        head = _HEADS[action] = (f'Content-Type: application/soap+xml; charset=utf-8; action="{action}"\r\n'
+                                 "User-Agent: wardwatch\r\n").encode()
+    return head
+
+
+Target = tuple[str, str, int, str]  # scheme, host, port, path and query
+
+
+def net_error(exc: BaseException, what: str) -> DeviceError | None:
+    """The agent's exception for a transport error of agent/camera/http.py, or None."""
+    if isinstance(exc, DeviceError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return DeviceTimeout(f"{what}: no answer in time")
+    if isinstance(exc, ConnectionRefusedError):
+        return CameraRefused(f"{what}: connection refused")
+    if isinstance(exc, Disconnected | ConnectionResetError | BrokenPipeError):
+        return CameraDisconnected(f"{what}: the camera closed the connection")
+    if isinstance(exc, BodyTooLarge):
+        return AnswerTooLarge(f"{what}: answer {exc}")
+    if isinstance(exc, NotHttp):
+        return BadHttp(f"{what}: not a usable HTTP answer: {clean(str(exc), limit=120)}")
+    if isinstance(exc, ssl.SSLError):
+        return DeviceUnreachable(f"{what}: TLS: {clean(str(exc.reason or exc), limit=120)}")
+    if isinstance(exc, OSError):
+        return DeviceUnreachable(f"{what}: {type(exc).__name__}: {clean(str(exc), limit=120)}")
+    return None
+
+
 class SoapClient:
-    """One camera's ONVIF calls over the poller's shared HTTP session (the interface of
+    """One camera's ONVIF calls over the poller's shared HTTP client (the interface of
     :class:`~wardwatch.agent.camera.onvif.OnvifClient` that poll.py and events.py use)."""
 
     def __init__(self, *, host: str, port: int, username: str, password: str, time_limit: float,
-                 http: Callable[[], aiohttp.ClientSession]) -> None:
+                 http: Callable[[], HttpClient]) -> None:
         self.host, self.port = host, port
         self.username, self.password = username, password
+        self._password = password.encode()
+        self._username = escape(username)
         self.time_limit = time_limit
         self._http = http
         self.offset_s: float | None = None  # applied to wsu:Created when the clock breaks auth
@@ -180,22 +227,29 @@ class SoapClient:
         self.xaddrs_ok = False
         self.device_url = f"http://{host}:{port}/onvif/device_service"
         self._netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._urls: dict[str, str] = {}  # an address the camera named -> where it is asked (on_camera)
+        self._urls: dict[str, Target] = {}  # an address the camera named -> where it is asked (on_camera)
 
-    def on_camera(self, url: str) -> str:
-        """``url`` (an XAddr or subscription address the camera named) on the configured host:
-        an address on another host is asked at the camera's own host:port with the same path,
-        so the UsernameToken never goes to a host the camera names (agent/camera/trust.py)."""
+    def on_camera(self, url: str) -> Target:
+        """``url`` (an XAddr or subscription address the camera named) on the configured host,
+        as (scheme, host, port, target): an address on another host is asked at the camera's own
+        host:port with the same path, so the UsernameToken never goes to a host the camera
+        names (agent/camera/trust.py)."""
         known = self._urls.get(url)
         if known is not None:
             return known
         try:
             parts = urlsplit(url)
+            port = parts.port
         except ValueError:
             raise DeviceProtocolError(f"unusable service address {clean(redact(url), limit=80)!r}") from None
-        fixed = url
-        if not same_host(parts.hostname, self.host):
-            fixed = urlunsplit(("http", self._netloc, parts.path or "/", parts.query, ""))
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise DeviceProtocolError(f"the service address is not an http URL: {clean(redact(url), limit=80)!r}")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if same_host(parts.hostname, self.host):
+            fixed = (scheme, self.host, port or (443 if scheme == "https" else 80), target)
+        else:
+            fixed = ("http", self.host, self.port, target)
             log.info("camera %s:%s names %s for a service; asked at %s instead", self.host, self.port,
                      redact(url)[:120], self._netloc)
         if len(self._urls) < 64:
@@ -206,58 +260,40 @@ class SoapClient:
         self.offset_s = seconds
 
     def _security(self) -> str:
-        now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset_s or 0.0)
-        created = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        now = time.time() + (self.offset_s or 0.0)
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
         nonce = os.urandom(16)
-        digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + self.password.encode()).digest()).decode()
+        digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + self._password).digest()).decode()
         return (f'<wsse:Security xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}" s:mustUnderstand="true"><wsse:UsernameToken>'
-                f"<wsse:Username>{escape(self.username)}</wsse:Username>"
+                f"<wsse:Username>{self._username}</wsse:Username>"
                 f'<wsse:Password Type="{DIGEST}">{digest}</wsse:Password>'
                 f'<wsse:Nonce EncodingType="{B64}">{base64.b64encode(nonce).decode()}</wsse:Nonce>'
                 f"<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security>")
 
     async def request(self, what: str, url: str, action: str, body: str, *, auth: bool = True) -> Any:
         """POST one envelope; the answer's element (an lxml element) or the agent's error."""
-        url = self.on_camera(url)
+        scheme, host, port, target = self.on_camera(url)
         header = self._security() if auth else ""
         envelope = (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP12}"><s:Header>{header}'
                     f"</s:Header><s:Body>{body}</s:Body></s:Envelope>").encode()
-        headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
         try:
             async with asyncio.timeout(self.time_limit):
-                try:
-                    status, data, challenges = await self._post(url, envelope, headers, what)
-                except aiohttp.ServerDisconnectedError:
-                    # A kept-alive connection the camera had closed (it may, RFC 9112 9.3.1; it
-                    # does when it restarts): once more, on a new one, as onvif-zeep-async does.
-                    status, data, challenges = await self._post(url, envelope, headers, what)
+                answer = await self._http().request("POST", scheme, host, port, target, head=_head(action),
+                                                    body=envelope, tls=_TLS if scheme == "https" else None,
+                                                    max_body=MAX_ANSWER)
         except asyncio.CancelledError:
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            err = http_error(exc, what)
-            if err is None:  # a ValueError of aiohttp's (a URL it cannot use)
+        except (TimeoutError, OSError, ValueError) as exc:
+            err = net_error(exc, what)
+            if err is None:
                 raise DeviceProtocolError(f"{what}: {type(exc).__name__}: {clean(str(exc), limit=120)}") from None
             raise err from None
-        if status == 401 and challenges and all(c.lower().startswith("basic") for c in challenges):
-            raise DeviceAuthError(f"{what}: HTTP 401: the camera wants HTTP Basic auth; wardwatch signs SOAP calls "
-                                  "with a WS-UsernameToken digest and never sends the password itself")
-        return parse_answer(status, data, what)
-
-    async def _post(self, url: str, envelope: bytes, headers: dict[str, str], what: str
-                    ) -> tuple[int, bytes, list[str]]:
-        async with self._http().post(url, data=envelope, headers=headers, allow_redirects=False) as resp:
-            if resp.content_length is not None and resp.content_length > MAX_ANSWER:
-                resp.close()  # drop the connection rather than read it
-                raise AnswerTooLarge(f"{what}: answer of {resp.content_length} bytes is over the "
-                                     f"{MAX_ANSWER // 2**20} MiB cap")
-            data = bytearray()
-            async for chunk in resp.content.iter_chunked(64 * 1024):
-                data += chunk
-                if len(data) > MAX_ANSWER:
-                    resp.close()
-                    raise AnswerTooLarge(f"{what}: answer over the {MAX_ANSWER // 2**20} MiB cap")
-            challenges = resp.headers.getall("WWW-Authenticate", []) if resp.status == 401 else []
-            return resp.status, bytes(data), challenges
+        if answer.status == 401:
+            challenges = answer.all("www-authenticate")
+            if challenges and all(c.lower().startswith("basic") for c in challenges):
+                raise DeviceAuthError(f"{what}: HTTP 401: the camera wants HTTP Basic auth; wardwatch signs SOAP "
+                                      "calls with a WS-UsernameToken digest and never sends the password itself")
+        return parse_answer(answer.status, answer.body, what)
 
     # The device service ------------------------------------------------------------------
 
