@@ -20,7 +20,7 @@ percent-encoded): the agent's and the collector's logs (debug level), the output
 ``wardwatch-agent check``, ``discover``, ``wardwatch-collector report``, ``config --show``
 of both sides and of configs that are refused (credentials in a URL, a short SNMPv3 key),
 the dead-letter file, the alert store (its SQLite rows and its files' bytes), the alert
-API's answers, the messages the channels received, InfluxDB's request log, and InfluxDB:
+API's answers and the dashboard's pages, the messages the channels received, InfluxDB's request log, and InfluxDB:
 every measurement's rows, tag values, field keys and series.
 """
 
@@ -373,6 +373,20 @@ def test_no_secret_shows_anywhere(tmp_path: Path, stack: ExitStack) -> None:
         assert status == 200, (path, status, body)
         grep(f"GET {path}", body)
     assert http(base + "/api/v1/alerts", SECRETS["tg_token"])[0] == 401
+    # The dashboard: a failed login (another secret as the token), a good one, the pages.
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    for token, want in ((SECRETS["hook_token"], 401), (SECRETS["http_token"], 200)):
+        form = urllib.parse.urlencode({"token": token, "next": "/"}).encode()
+        try:
+            with browser.open(urllib.request.Request(base + "/login", data=form), timeout=5) as resp:
+                got = resp.status
+        except urllib.error.HTTPError as exc:
+            got = exc.code
+        assert got == want, (token == SECRETS["http_token"], got)
+    for path in ("/", "/ward/cam-pho", "/device/cam-pho/cam-uri", "/device/cam-pho/sw-v3-wrong", "/alerts"):
+        with browser.open(base + path, timeout=10) as resp:
+            assert resp.status == 200 and resp.url.endswith(path), (path, resp.url)
+            grep(f"page {path}", resp.read())
 
     # The commands.
     agent_env_cfg = tmp_path / "agent-show.yaml"  # ${ENV} expanded by the test: commands run without the env
