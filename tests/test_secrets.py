@@ -43,6 +43,8 @@ def test_a_secret_and_its_encodings_become_stars_and_uri_userinfo_goes() -> None
     assert PW not in out and quote(PW, safe="") not in out and basic not in out
     assert out.startswith("raw *** url *** b64 *** basic ***"), out
     assert "rtsp://10.0.0.5/live" in out and "other" not in out
+    assert redact.strip_userinfo("rtsp://admin:p@ss@10.0.0.5/a@b x http://h/") == "rtsp://10.0.0.5/a@b x http://h/"
+    assert redact.strip_userinfo("mail admin@ward.gov.vn") == "mail admin@ward.gov.vn"
     # Unrelated text is left as it is; a value too short to redact safely is not registered.
     assert redact.redact("device sw-1 up") == "device sw-1 up"
     redact.register(["ab"])

@@ -41,8 +41,9 @@ MIN_LENGTH = 4
 # Factory defaults everybody knows: not secret, and replacing them would star every "public"
 # in a log line (and auth profiles named after them).
 WELL_KNOWN = frozenset({"public", "private"})
-# scheme://user[:pass]@ -> scheme://  (the userinfo ends at the last @ before the host part)
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]*@")
+# scheme://user[:pass]@ -> scheme://  (the userinfo ends at the last @ before the path: a
+# password with an unencoded @ in it goes whole)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s?#]*@")
 # Keys of a section whose SecretStr goes with it as user:secret (HTTP Basic, SMTP AUTH PLAIN).
 _USER_KEYS = ("username", "user")
 
