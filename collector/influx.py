@@ -175,8 +175,14 @@ class InfluxV1Writer:
         return results
 
     def _query_form(self, q: str) -> dict[str, str]:
-        """The ``/query`` form: the statement and the database it runs in."""
-        return {"q": q, "db": self.database}
+        """The ``/query`` form: the statement, its database and, when set, the retention
+        policy the points are written to (without ``rp`` InfluxQL reads the database's
+        default RP, where points written to another are not). 2.x maps db/rp to a bucket
+        through its DBRP mapping; 3.x to the database ``db`` (or ``db/rp``)."""
+        form = {"q": q, "db": self.database}
+        if self.rp:
+            form["rp"] = self.rp
+        return form
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, str, float | None]:
         try:

@@ -122,13 +122,6 @@ class InfluxV2Writer(InfluxV1Writer):
         create buckets), and 3.x makes a database at its first write. A write to a bucket
         that is not there answers 404, which keeps the points and retries, and says so."""
 
-    def _query_form(self, q: str) -> dict[str, str]:
-        # 2.x finds the bucket from db (and rp) through its DBRP mapping; 3.x from db[/rp].
-        form = {"q": q, "db": self.database}
-        if self.rp:
-            form["rp"] = self.rp
-        return form
-
 
 def _text(body: object) -> str:
     if isinstance(body, bytes | bytearray):

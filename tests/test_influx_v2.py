@@ -39,7 +39,7 @@ from wardwatch.collector.influx_v2 import InfluxV2Writer
 from wardwatch.collector.ledger import Counters, DeadLetter
 from wardwatch.collector.spool import Spool
 from wardwatch.collector.store import Store
-from wardwatch.simulators.lab import Service, free_port
+from wardwatch.simulators.lab import InfluxService, Service, free_port
 
 pytestmark = pytest.mark.services
 
@@ -463,3 +463,19 @@ def test_the_v2_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (writer.url, writer.org, writer.bucket, writer.database) == (
         "https://influx.hoian.example:8086", "hoian", "wardwatch", "wardwatch")
     assert writer.tls_context() is not None
+
+
+async def test_reads_go_to_the_retention_policy_written_to_on_v1_too(influx: InfluxService, unique: str) -> None:
+    """Both writers send ``rp`` with each /query: without it InfluxDB reads the database's
+    default RP, and a collector writing to another one would find its own ledger empty."""
+    from wardwatch.collector.influx import InfluxV1Writer
+
+    db = f"rp_{unique}"
+    async with InfluxV1Writer(url=influx.url, database=db, rp="raw") as writer:
+        await writer.ensure_database()  # CREATE DATABASE, with rp in the form
+        await writer.query(f'CREATE RETENTION POLICY "raw" ON "{db}" DURATION 1d REPLICATION 1')  # not the default
+        await writer.write(ledger_lines("a1", range(3), now_ms() - 10_000))
+        rows = seqlog.series_of(await writer.query("SELECT count(seq) FROM wardwatch_batch"))
+        assert rows and rows[0]["values"][0][1] == 3
+        ledger = await seqlog.reconcile(writer, {}, now_ms=now_ms(), window_s=3600)
+        assert ledger["a1"].last == 2 and ledger["a1"].missing == 0
