@@ -1,14 +1,25 @@
-"""Collector ingest against InfluxDB's own ingest, on the same machine, in the same run.
+"""Collector CPU per point, one collector against two in a share group, and the ratio
+against InfluxDB's own ingest, on the same machine, in the same run.
 
-Baseline: the same points as line protocol, POSTed straight to InfluxDB's /write in
-batches of 5,000 (what InfluxDB can take at all). Ours: the points as wardwatch batches
-(one batch per device poll, 25 interface readings + 1 status) published at QoS 1 to
-Mosquitto, then the collector validates, converts, writes and acks. Both runs end when
-InfluxDB reports every point; the ratio is ours / baseline throughput.
+    .venv/bin/python bench/collector_ingest.py [--points 260000] [--runs 3] [--profile DIR]
 
-    .venv/bin/python bench/collector_ingest.py [--points 100000] [--runs 3]
+Per run, the points are switch polls as wardwatch batches (1 device_status + 25 if_traffic
+readings each, from 13 agents with their seq numbers):
 
-Bounded: a fixed number of points per run and a 300 s deadline per run.
+1. **CPU per point, sink not the bottleneck.** The collector subscribes once (its session
+   stays at the broker) and stops; the batches are published at QoS 1 into its session;
+   the collector starts again and drains the backlog into Debian's victoria-metrics
+   (InfluxDB line protocol on /write). Its CPU (/proc, all threads) from its first
+   /healthz answer until its ``points_written`` counts every point, over the points; the
+   points are then counted in VictoriaMetrics too.
+2. **Two collectors in a share group**, the same drain: the broker queues each member's
+   share while both are away, then both drain at once. Throughput over (1)'s.
+3. **Against InfluxDB 1.6.** Baseline: the same points as line protocol POSTed straight to
+   InfluxDB's /write in batches of 5,000. Ours: published live at QoS 1 while the collector
+   runs, written to InfluxDB; both end when InfluxDB counts every point. Ratio: ours / baseline.
+
+``--profile DIR``: py-spy (the bench extra) records the collector during (1) of each run,
+and its summary is printed. Bounded: a fixed number of points, 300 s per phase.
 """
 
 from __future__ import annotations
@@ -22,56 +33,62 @@ import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import yaml
+from collector_rig import (
+    READINGS_PER_BATCH,
+    CollectorProc,
+    cpu_seconds,
+    forget_session,
+    make_batches,
+    start_profile,
+    start_victoria,
+    stop_profile,
+    summarize,
+    vm_count,
+    wait_written,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 
 from wardwatch import wire
 from wardwatch.collector import lineproto
-from wardwatch.simulators.lab import InfluxService, Service, free_port, script, start_influxdb, start_mosquitto
+from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, start_mosquitto
 
-READINGS_PER_BATCH = 26
 DEADLINE = 300.0
 
 
-def make_batches(points: int, *, t0_ms: int) -> list[wire.Batch]:
-    """Polls of 24-port switches across 13 wards, each reading a distinct series/time."""
-    batches = []
-    n_batches = points // READINGS_PER_BATCH
-    for b in range(n_batches):
-        ward = f"ward-{b % 13}"
-        time_ms = t0_ms + b * 10
-        readings = [wire.Reading(device=f"sw-{b % 50}", kind="switch", measurement="device_status", time_ms=time_ms,
-                                 fields={"up": 1, "uptime_s": 12345.6, "poll_ms": 40.1, "reason": "ok"})]
-        readings += [
-            wire.Reading(device=f"sw-{b % 50}", kind="switch", measurement="if_traffic", time_ms=time_ms,
-                         fields={"in_bps": 1e6 + i, "out_bps": 2e5 + i, "in_err_ps": 0.0, "out_err_ps": 0.0,
-                                 "oper_up": 1, "speed_mbps": 1000.0, "util_pct": 0.1},
-                         tags={"if_name": f"Gi1/0/{i + 1}"})
-            for i in range(READINGS_PER_BATCH - 1)
-        ]
-        batches.append(wire.Batch(schema=1, agent=f"bench-{ward}", ward=ward, seq=b // 13, readings=readings))
-    return batches
+def publish_all(port: int, batches: list[wire.Batch]) -> None:
+    """Every batch at QoS 1, waiting for every PUBACK (a bounded in-flight window)."""
+    pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(1000)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    try:
+        infos = [pub.publish(wire.readings_topic(b.ward, b.agent), wire.encode(b), qos=1) for b in batches]
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
 
 
-def count(influx: InfluxService, db: str) -> int:
+def influx_count(influx: InfluxService, db: str) -> int:
     total = 0
-    for measurement in ("device_status", "if_traffic"):
-        rows = influx.points(f"SELECT count(up) FROM {measurement}" if measurement == "device_status"
-                             else f"SELECT count(in_bps) FROM {measurement}", db=db)
+    for q in ("SELECT count(up) FROM device_status", "SELECT count(in_bps) FROM if_traffic"):
+        rows = influx.points(q, db=db)
         total += int(rows[0]["count"]) if rows else 0
     return total
 
 
-def wait_all(influx: InfluxService, db: str, expected: int, started: float) -> float:
+def influx_wait(influx: InfluxService, db: str, expected: int, started: float) -> float:
     while True:
-        if count(influx, db) >= expected:
+        if influx_count(influx, db) >= expected:
             return time.monotonic() - started
         if time.monotonic() - started > DEADLINE:
-            raise SystemExit(f"bench: only {count(influx, db)} of {expected} points after {DEADLINE:g}s")
+            raise SystemExit(f"bench: only {influx_count(influx, db)} of {expected} points after {DEADLINE:g}s")
         time.sleep(0.2)
 
 
-def baseline(influx: InfluxService, db: str, batches: list[wire.Batch]) -> float:
+def influx_direct(influx: InfluxService, db: str, batches: list[wire.Batch]) -> float:
     lines = [line for b in batches for line in lineproto.batch_lines(b)]
     started = time.monotonic()
     for i in range(0, len(lines), 5000):
@@ -79,72 +96,139 @@ def baseline(influx: InfluxService, db: str, batches: list[wire.Batch]) -> float
         req = urllib.request.Request(f"{influx.url}/write?db={db}&precision=ms", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=60) as resp:
             assert resp.status == 204
-    return wait_all(influx, db, len(lines), started)
+    return influx_wait(influx, db, len(lines), started)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+def vm_direct(vm: Service, batches: list[wire.Batch]) -> float:
+    """The same points as line protocol straight to VictoriaMetrics' /write, 5,000 a POST:
+    seconds until its last answer. It also creates the series, which the drains then reuse
+    (a new series costs VictoriaMetrics far more than a sample)."""
+    lines = [line for b in batches for line in lineproto.batch_lines(b)]
+    started = time.monotonic()
+    for i in range(0, len(lines), 5000):
+        body = b"\n".join(lines[i:i + 5000])
+        req = urllib.request.Request(f"http://127.0.0.1:{vm.port}/write?db=bench&precision=ms", data=body,
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert resp.status == 204
+    return time.monotonic() - started
 
 
-def ours(
-    influx: InfluxService, broker: Service, db: str, batches: list[wire.Batch], run_dir: Path
-) -> tuple[float, float]:
-    cfg = run_dir / f"collector-{db}.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "mqtt": {"host": "127.0.0.1", "port": broker.port},
-        "influx": {"api": "v1", "url": influx.url, "database": db},
-        "http": {"host": "127.0.0.1", "port": free_port()},
-        "dead_letter": {"path": str(run_dir / f"dead-{db}.jsonl")},
-    }))
-    collector = script("wardwatch-collector", ["run", "-c", str(cfg), "--log-level", "WARNING"],
-                       run_dir=run_dir, label=f"collector-{db}")
-    collector.start()
-    time.sleep(1.0)  # let it subscribe before the first publish (a fixed wait only in the bench, not in tests)
+def drain(run_dir: Path, broker: Service, vm: Service, batches: list[wire.Batch], *, label: str, members: int,
+          profile: Path | None = None) -> tuple[float, float, list[int], dict[str, float]]:
+    """``members`` collectors (a share group when 2+) drain a backlog of ``batches`` into
+    VictoriaMetrics: (seconds, CPU seconds of all of them, points each wrote, CPU seconds
+    of the broker and of VictoriaMetrics meanwhile)."""
+    group = label if members > 1 else None
+    procs = [CollectorProc(run_dir, f"{label}-{i}", broker_port=broker.port, influx_url=f"http://127.0.0.1:{vm.port}",
+                           database="bench", share_group=group) for i in range(members)]
+    for c in procs:  # subscribe once, so that the broker keeps each session while it is away
+        c.start()
+    for c in procs:
+        c.stop()
+    publish_all(broker.port, batches)
+    expected = len(batches) * READINGS_PER_BATCH
     try:
-        pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        pub.max_inflight_messages_set(1000)
-        pub.connect("127.0.0.1", broker.port)
-        pub.loop_start()
-        payloads = [(wire.readings_topic(b.ward, b.agent), wire.encode(b)) for b in batches]
-        cpu0 = cpu_seconds(collector.pid)
-        started = time.monotonic()
-        infos = [pub.publish(topic, payload, qos=1) for topic, payload in payloads]
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-        elapsed = wait_all(influx, db, len(batches) * READINGS_PER_BATCH, started)
-        cpu = cpu_seconds(collector.pid) - cpu0
-        pub.loop_stop()
-        pub.disconnect()
-        return elapsed, cpu
+        for c in procs:
+            c.start(until_subscribed=False)
+        cpu0 = [cpu_seconds(c.pid) for c in procs]
+        others0 = {"broker": cpu_seconds(broker.pid), "victoria": cpu_seconds(vm.pid)}
+        spy = start_profile(procs[0].pid, profile) if profile else None
+        elapsed = wait_written(procs, expected, deadline_s=DEADLINE)
+        cpu = sum(cpu_seconds(c.pid) - c0 for c, c0 in zip(procs, cpu0, strict=True))
+        others = {"broker": cpu_seconds(broker.pid) - others0["broker"],
+                  "victoria": cpu_seconds(vm.pid) - others0["victoria"]}
+        stop_profile(spy)
+        each = [c.written() for c in procs]
+        return elapsed, cpu, each, others
     finally:
-        collector.stop()
+        for c in procs:
+            c.stop()
+            forget_session(broker.port, c.label)
+
+
+def live_influx(run_dir: Path, broker: Service, influx: InfluxService, db: str,
+                batches: list[wire.Batch]) -> tuple[float, float]:
+    c = CollectorProc(run_dir, f"live-{db}", broker_port=broker.port, influx_url=influx.url, database=db)
+    c.start()
+    try:
+        cpu0 = cpu_seconds(c.pid)
+        started = time.monotonic()
+        publish_all(broker.port, batches)
+        elapsed = influx_wait(influx, db, len(batches) * READINGS_PER_BATCH, started)
+        return elapsed, cpu_seconds(c.pid) - cpu0
+    finally:
+        c.stop()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--points", type=int, default=100_000)
+    ap.add_argument("--points", type=int, default=260_000, help="points per drain (default 260,000)")
+    ap.add_argument("--influx-points", type=int, default=60_000, help="points per InfluxDB phase (default 60,000)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy raw stacks of each run's drain here")
+    ap.add_argument("--skip-influx", action="store_true", help="only the VictoriaMetrics phases")
+    ap.add_argument("--keep", type=Path, metavar="DIR", help="run in DIR (logs, configs) and keep it")
     args = ap.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[float]] = {k: [] for k in ("vm", "us1", "rate1", "rate2", "us2", "base", "ours", "us_influx")}
     with tempfile.TemporaryDirectory(prefix="ww-bench-") as tmp:
-        run_dir = Path(tmp)
-        with start_influxdb(run_dir) as influx, start_mosquitto(run_dir) as broker:
-            base_rates, our_rates, cpu_per_kpt = [], [], []
-            for run in range(args.runs):
-                batches = make_batches(args.points, t0_ms=1_700_000_000_000 + run * 10_000_000)
-                n = len(batches) * READINGS_PER_BATCH
-                influx.create_database(f"base{run}")
-                influx.create_database(f"ours{run}")
-                t_base = baseline(influx, f"base{run}", batches)
-                t_ours, cpu = ours(influx, broker, f"ours{run}", batches, run_dir)
-                base_rates.append(n / t_base)
-                our_rates.append(n / t_ours)
-                cpu_per_kpt.append(cpu / n * 1000)
-                print(f"run {run + 1}: {n} points  influx direct {n / t_base:,.0f}/s  "
-                      f"via collector {n / t_ours:,.0f}/s  collector CPU {cpu:.2f}s", flush=True)
-    b, o = statistics.median(base_rates), statistics.median(our_rates)
-    print(f"\nmedian of {args.runs}: InfluxDB direct {b:,.0f} points/s, through MQTT + collector {o:,.0f} points/s, "
-          f"ratio {o / b:.2f}; collector CPU {statistics.median(cpu_per_kpt) * 1000:.0f} us per point")
+        run_dir = args.keep or Path(tmp)
+        with start_mosquitto(run_dir) as broker, start_influxdb(run_dir) as influx:
+            vm = start_victoria(run_dir)
+            try:
+                for run in range(args.runs):
+                    now_ms = int(time.time() * 1000) - 3_600_000 + run * 600_000
+                    t_vm = vm_direct(vm, make_batches(args.points, t0_ms=now_ms - 7_200_000))
+                    batches = make_batches(args.points, t0_ms=now_ms)
+                    n = len(batches) * READINGS_PER_BATCH
+                    rows["vm"].append(n / t_vm)
+                    prof = args.profile / f"drain-{run + 1}.txt" if args.profile else None
+                    t1, cpu1, _, o1 = drain(run_dir, broker, vm, batches, label=f"one{run}", members=1, profile=prof)
+                    batches2 = make_batches(args.points, t0_ms=now_ms - 3_600_000)
+                    t2, cpu2, each, o2 = drain(run_dir, broker, vm, batches2, label=f"two{run}", members=2)
+                    rows["us1"].append(cpu1 / n * 1e6)
+                    rows["rate1"].append(n / t1)
+                    rows["rate2"].append(n / t2)
+                    rows["us2"].append(cpu2 / n * 1e6)
+                    print(f"run {run + 1}: {n} points into VictoriaMetrics: direct {n / t_vm:,.0f}/s; "
+                          f"one collector {n / t1:,.0f}/s "
+                          f"({cpu1 / n * 1e6:.1f} us CPU per point); two in a share group {n / t2:,.0f}/s "
+                          f"({t1 / t2:.2f}x; {cpu2 / n * 1e6:.1f} us per point; split {each})\n"
+                          f"       CPU meanwhile (cores busy): one: collector {cpu1 / t1:.2f}, broker "
+                          f"{o1['broker'] / t1:.2f}, victoria {o1['victoria'] / t1:.2f}; two: collectors "
+                          f"{cpu2 / t2:.2f}, broker {o2['broker'] / t2:.2f}, victoria {o2['victoria'] / t2:.2f}",
+                          flush=True)
+                    if prof:
+                        print(summarize(prof))
+                    if not args.skip_influx:
+                        ib = make_batches(args.influx_points, t0_ms=now_ms - 40_000_000)
+                        ni = len(ib) * READINGS_PER_BATCH
+                        influx.create_database(f"base{run}")
+                        influx.create_database(f"ours{run}")
+                        t_base = influx_direct(influx, f"base{run}", ib)
+                        t_ours, cpu_i = live_influx(run_dir, broker, influx, f"ours{run}", ib)
+                        rows["base"].append(ni / t_base)
+                        rows["ours"].append(ni / t_ours)
+                        rows["us_influx"].append(cpu_i / ni * 1e6)
+                        print(f"       {ni} points into InfluxDB 1.6: direct {ni / t_base:,.0f}/s, through MQTT + "
+                              f"collector {ni / t_ours:,.0f}/s (ratio {t_base / t_ours:.2f}; collector "
+                              f"{cpu_i / ni * 1e6:.1f} us CPU per point)", flush=True)
+                expected = 3 * args.runs * (args.points // READINGS_PER_BATCH) * (READINGS_PER_BATCH - 1)
+                stored = vm_count(vm, "if_traffic_in_bps")
+                print(f"VictoriaMetrics holds {stored} if_traffic points of the {expected} sent")
+            finally:
+                vm.stop()
+    med = {k: statistics.median(v) for k, v in rows.items() if v}
+    print(f"\nmedian of {args.runs}: VictoriaMetrics direct {med['vm']:,.0f} points/s; "
+          f"one collector {med['us1']:.1f} us CPU per point "
+          f"({1e6 / med['us1']:,.0f} points per CPU-second), {med['rate1']:,.0f} points/s; two in a share group "
+          f"{med['rate2']:,.0f} points/s = {med['rate2'] / med['rate1']:.2f}x ({med['us2']:.1f} us per point)")
+    if "base" in med:
+        print(f"InfluxDB 1.6: direct {med['base']:,.0f} points/s, "
+              f"through MQTT + collector {med['ours']:,.0f} points/s, "
+              f"ratio {med['ours'] / med['base']:.2f}; collector {med['us_influx']:.1f} us CPU per point")
     return 0
 
 

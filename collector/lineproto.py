@@ -28,7 +28,9 @@ import math
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
+
+import msgspec
 
 from wardwatch import wire
 
@@ -137,15 +139,116 @@ def reading_tags(ward: str, reading: wire.Reading) -> dict[str, str]:
     return tags
 
 
+# The hot path: a batch's readings repeat the same few shapes (the same device, tags and
+# field keys from poll to poll), so each shape is escaped and checked once and cached:
+# - a reading's head (measurement and sorted, escaped tags, as bytes) per (measurement,
+#   ward, device, kind, tags);
+# - a template for its fields per (field keys, value types).
+# The values of a reading without strings are then formatted by one msgspec encode of
+# them all (its floats are the shortest form that reads back exactly, like repr's: only
+# the exponent's spelling differs, 1e16 for 1e+16, which InfluxDB reads alike; a
+# non-finite float comes out as null, and sends the reading through the strict path),
+# then split at the commas into the template. A reading with a string field is formatted
+# with str.format and its strings escaped. Ints are checked for int64. A type without a
+# fast spelling (bool, ...) takes the strict path (:func:`line`), which refuses it. The
+# caches are bounded: full, they start over.
+_CACHE_MAX: Final = 65_536
+_Template = tuple[Any, tuple[int, ...], tuple[int, ...]]  # bytes, or str for str.format
+_heads: dict[tuple[str, ...], bytes] = {}
+_templates: dict[tuple[object, ...], _Template | None] = {}
+_encode_values = msgspec.json.Encoder().encode
+
+
+def _head(measurement: str, ward: str, reading: wire.Reading) -> bytes:
+    tags = reading_tags(ward, reading)
+    parts = [_measurement(measurement)]
+    parts += [_tag_pair(key, tags[key]) for key in sorted(tags)]
+    return (",".join(parts) + " ").encode()
+
+
+def _template(fields: Mapping[str, FieldValue], types: tuple[type, ...]) -> _Template | None:
+    """The fields' template, the positions of ints and of strings; None when a value's type
+    has no fast spelling. Bytes with %s for a reading without strings, else a str.format."""
+    if any(t not in (int, float, str) for t in types):
+        return None
+    ints = tuple(i for i, t in enumerate(types) if t is int)
+    strs = tuple(i for i, t in enumerate(types) if t is str)
+    keys = [_field_key(key) for key in fields]
+    if strs:
+        spell = {float: "{!r}", int: "{}i", str: '"{}"'}
+        return ",".join(k.replace("{", "{{").replace("}", "}}") + "=" + spell[t]
+                        for k, t in zip(keys, types, strict=True)), ints, strs
+    return b",".join(k.replace("%", "%%").encode() + (b"=%si" if t is int else b"=%s")
+                     for k, t in zip(keys, types, strict=True)), ints, strs
+
+
+def _strict(reading: wire.Reading, ward: str) -> bytes:
+    return line(reading.measurement, reading_tags(ward, reading), reading.fields, reading.time_ms)
+
+
 def batch_lines(batch: wire.Batch) -> list[bytes]:
-    """Every reading of a batch as a line; LineProtocolError names the reading refused."""
+    """Every reading of a batch as a line; LineProtocolError names the reading refused.
+
+    What :func:`line` writes for each reading, from cached shapes (see above)."""
     out: list[bytes] = []
-    for i, reading in enumerate(batch.readings):
+    append = out.append
+    ward = batch.ward
+    heads, templates = _heads, _templates
+    for i, r in enumerate(batch.readings):
         try:
-            out.append(line(reading.measurement, reading_tags(batch.ward, reading), reading.fields, reading.time_ms))
+            tags = r.tags
+            hkey = (r.measurement, ward, r.device, r.kind, *tags.keys(), *tags.values()) if tags else (
+                r.measurement, ward, r.device, r.kind)
+            head = heads.get(hkey)
+            if head is None:
+                if len(heads) >= _CACHE_MAX:
+                    heads.clear()
+                head = heads[hkey] = _head(r.measurement, ward, r)
+            fields = r.fields
+            values = tuple(fields.values())
+            tkey = (*fields, *map(type, values))
+            try:
+                tmpl = templates[tkey]
+            except KeyError:
+                if not fields:
+                    raise LineProtocolError("a point needs at least one field") from None
+                if len(templates) >= _CACHE_MAX:
+                    templates.clear()
+                tmpl = templates[tkey] = _template(fields, tkey[len(fields):])  # type: ignore[arg-type]
+            t = r.time_ms
+            if tmpl is None or not 0 <= t <= MAX_TIME_MS:
+                append(_strict(r, ward))  # raises, naming what is wrong
+                continue
+            template, ints, strs = tmpl
+            if ints and not all(INT64_MIN <= values[j] <= INT64_MAX for j in ints):  # type: ignore[operator]
+                append(_strict(r, ward))
+                continue
+            if strs:
+                listed = list(values)
+                for j in strs:
+                    listed[j] = 0
+                if not _finite(listed):
+                    append(_strict(r, ward))
+                    continue
+                for j in strs:
+                    listed[j] = values[j].translate(_STRING_ESC)  # type: ignore[union-attr]
+                append(b"%s%s %d" % (head, template.format(*listed).encode(), t))
+                continue
+            encoded = _encode_values(values)
+            if b"null" in encoded:  # a NaN or an infinity
+                append(_strict(r, ward))
+                continue
+            append(b"%s%s %d" % (head, template % tuple(encoded[1:-1].split(b",")), t))
         except LineProtocolError as exc:
             raise LineProtocolError(f"readings[{i}]: {exc}") from None
     return out
+
+
+def _finite(values: list[FieldValue]) -> bool:
+    try:
+        return math.isfinite(sum(values))  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float: the strict path decides
+        return False
 
 
 def _check_no_control(text: str, what: str) -> None:

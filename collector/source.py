@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -26,6 +27,12 @@ log = logging.getLogger(__name__)
 MQTT_RECONNECT_MIN: Final = 1
 MQTT_RECONNECT_MAX: Final = 30
 MQTT_CLOSE_TIMEOUT: Final = 5.0
+# MQTT 5 Maximum Packet Size in our CONNECT: the broker never sends us a packet larger
+# than this (it drops it instead, and a shared subscription's other members get no copy
+# either). Well above wire.MAX_PAYLOAD_BYTES (1 MiB), so that a payload between the two
+# still reaches us and is dead-lettered as too large, with its reason; what is above it
+# never costs us the memory (docs/mqtt.md).
+MAX_PACKET_BYTES: Final = 16 * 1024 * 1024
 
 
 class StartupError(RuntimeError):
@@ -49,6 +56,11 @@ class MqttSource:
 
     Reconnects are paho's own (exponential, 1 s to 30 s). Every successful connect
     subscribes again, so a broker that lost the session is subscribed anew.
+
+    Per message, paho's thread only appends to an inbox; the event loop is woken once per
+    burst (one ``call_soon_threadsafe`` while a wake-up is pending, not one per message)
+    and moves the inbox to the queue. Acks of a flush go out as one write of PUBACKs
+    (wardwatch.mqtt.FastClient).
     """
 
     def __init__(
@@ -76,8 +88,10 @@ class MqttSource:
         self._ack_lock = threading.Lock()
         self._closing = False
         self._disconnected = threading.Event()
+        self._inbox: collections.deque[Received] = collections.deque()
+        self._wake_pending = False
         try:
-            self._client = ww_mqtt.make_client(cfg, client_id=client_id, manual_ack=True)
+            self._client = ww_mqtt.make_client(cfg, client_id=client_id, manual_ack=True, fast=True)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise StartupError(f"mqtt.tls: {exc}") from None
         self._client.reconnect_delay_set(min_delay=MQTT_RECONNECT_MIN, max_delay=MQTT_RECONNECT_MAX)
@@ -91,6 +105,7 @@ class MqttSource:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = int(self.cfg.session_expiry)
         props.ReceiveMaximum = self.cfg.receive_maximum
+        props.MaximumPacketSize = MAX_PACKET_BYTES
         # clean_start=False: resume the session the broker kept for this client id, so
         # that what it sent us before a restart and we never acked comes again.
         self._client.connect_async(
@@ -104,13 +119,20 @@ class MqttSource:
         log.info("mqtt: connecting to %s as %s, subscribing to %s", self.where, self.client_id, self.topic_filter)
 
     def ack(self, messages: list[Received]) -> None:
-        """PUBACK each message, in order, unless it came on an earlier connection."""
+        """PUBACK each message, in order, unless it came on an earlier connection; all of
+        them in one write (QoS 0 messages need none)."""
         with self._ack_lock:
+            generation = self._generation
+            mids = []
             for msg in messages:
-                if msg.generation != self._generation:
+                if msg.generation != generation:
                     self.stale_acks += 1
-                    continue
-                self._client.ack(msg.mid, msg.qos)
+                elif msg.qos == 1:
+                    mids.append(msg.mid)
+                elif msg.qos == 2:  # not subscribed at 2; paho's own ack, should a broker grant it
+                    self._client.ack(msg.mid, msg.qos)
+            assert isinstance(self._client, ww_mqtt.FastClient)
+            self._client.puback_many(mids)
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """QoS 1, from the event loop; False when not connected (nothing is queued then)."""
@@ -210,15 +232,24 @@ class MqttSource:
             generation=self._generation,
             retain=bool(message.retain),
         )
-        with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
-            self._loop.call_soon_threadsafe(self._enqueue, item)
+        self._inbox.append(item)
+        if not self._wake_pending:
+            self._wake_pending = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+                self._loop.call_soon_threadsafe(self._take_inbox)
 
     # the event loop -----------------------------------------------------------
 
-    def _enqueue(self, item: Received) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            # Left unacked: the broker redelivers it after our next reconnect.
-            self._counters.dropped += 1
-            log.error("queue full (%d): message on %r not taken; the broker keeps it", self._queue.maxsize, item.topic)
+    def _take_inbox(self) -> None:
+        # Cleared before the inbox is read: a message appended after this schedules a new
+        # wake-up, so none is left behind.
+        self._wake_pending = False
+        inbox, queue = self._inbox, self._queue
+        while inbox:
+            item = inbox.popleft()
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                # Left unacked: the broker redelivers it after our next reconnect.
+                self._counters.dropped += 1
+                log.error("queue full (%d): message on %r not taken; the broker keeps it", queue.maxsize, item.topic)

@@ -18,6 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.pipeline import Collector
@@ -123,6 +125,40 @@ class TestLineProtocol:
         b = batch("a1", "w1", 0, [reading(), reading(tags={"vendor": "bad\\"})])
         with pytest.raises(lineproto.LineProtocolError, match=r"readings\[1\]: tag vendor"):
             lineproto.batch_lines(b)
+
+    @pytest.mark.parametrize("value", [2**63, -(2**63) - 1, float("nan"), float("-inf"), True])
+    def test_the_batch_path_refuses_what_line_refuses_naming_the_reading(self, value: Any) -> None:
+        b = batch("a1", "w1", 0, [reading(), reading(fields={"in_bps": 1.5, "f": value})])
+        with pytest.raises(lineproto.LineProtocolError, match=r"readings\[1\]: field f"):
+            lineproto.batch_lines(b)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.dictionaries(
+        st.sampled_from(["a", "b_1", "util_pct", "reason", "x9"]),
+        st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+        min_size=1, max_size=5), min_size=1, max_size=4))
+    def test_the_batch_path_writes_what_line_writes(self, fields: list[dict[str, Any]]) -> None:
+        """The cached batch path against the plain one, reading by reading: the same bytes,
+        but for a float's exponent (msgspec's 1e16 for repr's 1e+16), which reads back the same."""
+        b = batch("a1", "w1", 0, [reading(fields=f, time_ms=T0 + i) for i, f in enumerate(fields)])
+        for _ in range(2):  # the second time from the caches
+            got = lineproto.batch_lines(b)
+            for line, r in zip(got, b.readings, strict=True):
+                want = lineproto.line(r.measurement, lineproto.reading_tags("w1", r), r.fields, r.time_ms)
+                if line != want:
+                    head, body, t = line.decode().rsplit(" ", 2)
+                    whead, wbody, wt = want.decode().rsplit(" ", 2)
+                    assert (head, t) == (whead, wt)
+                    pairs = [p.split("=", 1) for p in body.split(",")]
+                    wpairs = [p.split("=", 1) for p in wbody.split(",")]
+                    assert [k for k, _ in pairs] == [k for k, _ in wpairs]
+                    for (_, v), (_, wv) in zip(pairs, wpairs, strict=True):
+                        assert v == wv or (float(v) == float(wv) and "e" in wv), (line, want)
+
+    def test_floats_in_exponent_form_keep_msgspec_spelling(self) -> None:
+        """InfluxDB reads these back as themselves: test_valid_batches_land_... below."""
+        b = batch("a1", "w1", 0, [reading(fields={"a": 1e16, "b": 1e-5, "c": 5e-324, "d": -1.5e300})])
+        assert lineproto.batch_lines(b)[0].split(b" ")[1] == b"a=1e16,b=0.00001,c=5e-324,d=-1.5e300"
 
 
 # --------------------------------------------------------------------------- small parts
@@ -307,7 +343,8 @@ def test_valid_batches_land_with_their_tags_fields_and_times(
             [
                 reading(time_ms=T0, fields={"in_bps": 1.5, "oper_up": 1, "speed_mbps": 1000}),
                 reading(time_ms=T0, tags={"if_name": "Gi1/0/8"}, fields={"in_bps": 0.25, "oper_up": 0}),
-                reading(measurement="device_status", time_ms=T0 + 5, tags={}, fields={"up": 1, "rtt_ms": 0.7}),
+                reading(measurement="device_status", time_ms=T0 + 5, tags={},
+                        fields={"up": 1, "rtt_ms": 0.7, "big": 1e16, "tiny": 5e-324}),
             ],
         )
     )
@@ -337,7 +374,8 @@ def test_valid_batches_land_with_their_tags_fields_and_times(
          "in_bps": 0.25, "oper_up": 0, "speed_mbps": None},
     ], key="if_name")  # fmt: skip
     wait_rows(influx, database, "SELECT * FROM device_status", [
-        {"time": T0 + 5, "device": "sw-core", "kind": "switch", "ward": ward, "up": 1, "rtt_ms": 0.7}
+        {"time": T0 + 5, "device": "sw-core", "kind": "switch", "ward": ward, "up": 1, "rtt_ms": 0.7,
+         "big": 1e16, "tiny": 5e-324}
     ])  # fmt: skip
     wait_rows(influx, database, "SELECT * FROM camera_health", [
         {"time": T0 + 1000, "device": "cam-1", "kind": "camera", "ward": ward, "vendor": "Hik, Vision=X",
@@ -418,6 +456,27 @@ def test_bad_messages_are_dead_lettered_counted_and_the_rest_flows(
         assert letter["time"].endswith("Z")
     log = collector.service.log_tail(400)
     assert sum("WARNING" in line and "invalid message on" in line for line in log.splitlines()) == 4
+
+
+@pytest.mark.services
+def test_a_payload_over_the_cap_is_dead_lettered_and_one_over_max_packet_size_never_reaches_us(
+    collector: Collector, publisher: Publisher, influx: InfluxService, database: str, unique: str
+) -> None:
+    """2 MiB (over wire.MAX_PAYLOAD_BYTES, under our MQTT 5 Maximum Packet Size of 16 MiB)
+    reaches the collector and is dead-lettered with its reason; 17 MiB the broker drops
+    rather than send (docs/mqtt.md), and the next batch is written."""
+    ward, agent = f"w-{unique}", f"a-{unique}"
+    topic = wire.readings_topic(ward, agent)
+    publisher.raw(topic, b"x" * (2 * 2**20))
+    publisher.raw(topic, b"y" * (17 * 2**20))
+    publisher.batch(batch(agent, ward, 0, [reading()]))
+    wait_points(influx, database, "SELECT in_bps FROM if_traffic", 1)
+    collector.wait_counter("invalid", 1)
+    letters = collector.dead_letters()
+    assert [(d["size"], d["truncated"]) for d in letters] == [(2 * 2**20, True)]
+    assert f"over the {wire.MAX_PAYLOAD_BYTES}-byte cap" in letters[0]["reason"]
+    h = collector.health()
+    assert h["counters"]["messages"] == 2 and h["counters"]["invalid"] == 1
 
 
 @pytest.mark.services

@@ -48,6 +48,10 @@ NAME_PATTERN: Final = _NAME
 NAME_RE: Final = re.compile(_NAME)
 
 Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
+# A reading's device: checked against NAME_RE in check(), once per distinct name, like
+# the keys below (the pattern per reading was 40% of decoding a batch).
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_good_names: set[str] = set()
 TagValue = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # Field and tag keys: checked against KEY_RE in check(), once per distinct key, because
 # msgspec's per-value pattern check costs more than the rest of decoding together.
@@ -61,10 +65,11 @@ class WireError(ValueError):
     """A payload or topic that does not follow this module's contract."""
 
 
-class Reading(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One measurement of one device at one time."""
+class Reading(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """One measurement of one device at one time. (``gc=False``: it holds no cycles, and
+    thousands are made a second; its dicts are tracked as usual.)"""
 
-    device: Name
+    device: DeviceName
     kind: Kind
     measurement: Measurement
     time_ms: Annotated[int, msgspec.Meta(ge=0)]
@@ -139,14 +144,30 @@ def check(batch: Batch) -> None:
     numbers, NaN and infinities: strict JSON has no spelling for them.)"""
     if batch.schema != SCHEMA:
         raise WireError(f"schema {batch.schema} is not supported (this side speaks {SCHEMA})")
+    good, names = _good_keys, _good_names
     for i, r in enumerate(batch.readings):
-        for part, keys in (("fields", r.fields), ("tags", r.tags)):
-            for key in keys:
-                if key not in _good_keys:
-                    _check_key(key, f"readings[{i}].{part}")
-        if r.tags and not RESERVED_TAGS.isdisjoint(r.tags):
-            clash = sorted(RESERVED_TAGS.intersection(r.tags))
-            raise WireError(f"readings[{i}].tags: {clash} are set by the collector")
+        if r.device not in names:
+            _check_name(r.device, f"readings[{i}].device")
+        if not good.issuperset(r.fields):
+            for key in r.fields:
+                if key not in good:
+                    _check_key(key, f"readings[{i}].fields")
+        tags = r.tags
+        if tags:
+            if not good.issuperset(tags):
+                for key in tags:
+                    if key not in good:
+                        _check_key(key, f"readings[{i}].tags")
+            if not RESERVED_TAGS.isdisjoint(tags):
+                clash = sorted(RESERVED_TAGS.intersection(tags))
+                raise WireError(f"readings[{i}].tags: {clash} are set by the collector")
+
+
+def _check_name(name: str, where: str) -> None:
+    if not NAME_RE.match(name):
+        raise WireError(f"{where}: {name!r} is not a name ({_NAME})")
+    if len(_good_names) < 100_000:  # a bound: a fleet's devices
+        _good_names.add(name)
 
 
 def _check_key(key: str, where: str) -> None:
