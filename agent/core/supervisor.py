@@ -35,7 +35,7 @@ from wardwatch.agent.core.config import DeviceConfig
 from wardwatch.agent.core.outbox import Outbox, OutboxError
 from wardwatch.agent.core.poller import Poller, PollResult
 from wardwatch.agent.core.ports import PortStates
-from wardwatch.agent.core.text import safe_readings
+from wardwatch.agent.core.text import MAX_EVENT, clean, safe_readings
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,11 @@ class Supervisor:
             events = events[:MAX_LIVE_EVENTS]
         for ev in events:
             try:
+                # Cleaned (and so redacted) here too, whatever poller made the event.
+                data = {clean(k): clean(v, limit=MAX_EVENT) for k, v in ev.data.items()}
                 payload = wire.event_payload(agent=self.agent, ward=self.ward, device=self.device.id, time_ms=now_ms,
-                                             topic=ev.topic, cls=ev.cls, utc_time=ev.utc_time, data=ev.data)
+                                             topic=clean(ev.topic, limit=MAX_EVENT), cls=clean(ev.cls),
+                                             utc_time=ev.utc_time, data=data)  # fmt: skip
             except wire.WireError as exc:
                 log.warning("device %s: event %s not sent: %s", self.device.id, ev.cls, exc)
                 continue

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from wardwatch import redact
 from wardwatch.collector.alerts.channels import Channel
 from wardwatch.collector.alerts.model import Attempt, DeliveryError, Notice
 
@@ -65,7 +66,7 @@ async def deliver(
                 attempt=n + 1,
                 ok=error is None,
                 time_ms=int(clock() * 1000),
-                error="" if error is None else str(error),
+                error="" if error is None else redact.redact(str(error)),
                 status=None if error is None else error.status,
             )
         )

@@ -14,6 +14,7 @@ from typing import Final, Protocol
 
 import aiohttp
 
+from wardwatch import redact
 from wardwatch.collector.alerts.config import (
     EmailChannel,
     MqttChannel,
@@ -101,7 +102,7 @@ class HttpSender:
     def _scrub(self, text: str) -> str:
         for secret in self._redact:
             text = text.replace(secret, "***")
-        return text
+        return redact.redact(text)  # and every other secret of the config, in its encodings
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
