@@ -286,6 +286,8 @@ class Collector:
         return 0
 
     async def _sync_dead_letters(self, pending: list[Pending]) -> None:
+        if not self.dead_letter.dirty:  # nothing appended since the last sync
+            return
         try:
             await asyncio.to_thread(self.dead_letter.sync)
         except OSError as exc:

@@ -167,6 +167,11 @@ class DeadLetter:
             self._size += len(data)
             self._dirty = True
 
+    @property
+    def dirty(self) -> bool:
+        """Records appended since the last sync (a flush without any needs no thread)."""
+        return self._dirty
+
     def sync(self) -> None:
         with self._lock:
             self._sync()

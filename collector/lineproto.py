@@ -220,9 +220,15 @@ def batch_lines(batch: wire.Batch) -> list[bytes]:
                 append(_strict(r, ward))  # raises, naming what is wrong
                 continue
             template, ints, strs = tmpl
-            if ints and not all(INT64_MIN <= values[j] <= INT64_MAX for j in ints):  # type: ignore[operator]
-                append(_strict(r, ward))
-                continue
+            if ints:
+                wide = False
+                for j in ints:
+                    v = values[j]
+                    if v > INT64_MAX or v < INT64_MIN:  # type: ignore[operator]
+                        wide = True
+                if wide:
+                    append(_strict(r, ward))  # raises, naming the value
+                    continue
             if strs:
                 listed = list(values)
                 for j in strs:

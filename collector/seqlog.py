@@ -18,6 +18,7 @@ collector already writes, durably, in the same request as the data it vouches fo
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -34,9 +35,13 @@ _SAFE = re.compile(wire.NAME_PATTERN)
 _NOT_READINGS: Final = (MEASUREMENT.encode() + b",", b"agent_status,")
 
 
+_is_bookkeeping: Final = operator.methodcaller("startswith", _NOT_READINGS)
+
+
 def readings_in(lines: list[bytes]) -> int:
     """How many of ``lines`` are agents' readings, not the collector's bookkeeping points."""
-    return sum(1 for line in lines if not line.startswith(_NOT_READINGS))
+    bookkeeping: int = sum(map(_is_bookkeeping, lines))
+    return len(lines) - bookkeeping
 
 
 class Queryable(Protocol):
