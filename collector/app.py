@@ -3,10 +3,12 @@
 Shape (one asyncio.TaskGroup; paho's network loop in paho's own thread)::
 
     paho thread                asyncio loop
-    on_message --call_soon_threadsafe--> queue --> _consume: decode, validate, convert,
-                                                  batch until batch_points / flush_interval,
+    on_message -> inbox --call_soon_threadsafe--> queue --> _consume: decode, validate, convert,
+      (one wake-up per burst)                     batch until batch_points / flush_interval,
                                                   write (retrying while InfluxDB is away),
-    client.ack(mid, qos) <------------------------ then ack every message of the batch
+    PUBACKs, one write <-------------------------- then ack every message of the batch
+                                                  (one flush in flight while the next
+                                                  batch is taken)
                                                   _self_metrics: every 10 s, own counters
                                                   aiohttp: GET /healthz
 
@@ -191,9 +193,17 @@ class Collector:
         pending: list[Pending] = []
         points = 0
         deadline: float | None = None
+        # One flush (write, then acks) runs while the next batch is taken: decoding overlaps
+        # the write. At most one is in flight, and the next starts only after it finished,
+        # so acks still go out in arrival order.
+        flushing: asyncio.Task[None] | None = None
+        done = False
         try:
             while not self.stop.is_set():
-                item = await self._next(stop_wait, deadline)
+                item = await self._next(stop_wait, deadline, flushing)
+                if flushing is not None and flushing.done():
+                    flushing.result()  # a write that failed unexpectedly fails us now, as it did inline
+                    flushing = None
                 if item is not None:
                     if not pending:
                         deadline = loop.time() + icfg.flush_interval
@@ -203,18 +213,28 @@ class Collector:
                     or len(pending) >= max_messages
                     or (deadline is not None and loop.time() >= deadline)
                 ):
-                    await self._flush(pending)
+                    if flushing is not None:
+                        await flushing
+                    flushing = asyncio.create_task(self._flush(pending), name="flush")
                     pending, points, deadline = [], 0, None
+            done = True
         finally:
             stop_wait.cancel()
+            if not done and flushing is not None and not flushing.done():
+                flushing.cancel()  # we are cancelled or failed: so is the write (nothing acked)
+        if flushing is not None:
+            await flushing
         # Stopping: take nothing more (the broker redelivers what is queued), store and
         # ack what was taken.
         if pending:
             log.info("stopping: flushing %d messages (%d points)", len(pending), points)
             await self._flush(pending)
 
-    async def _next(self, stop_wait: asyncio.Future[Any], deadline: float | None) -> Received | None:
-        """The next message; None when the flush deadline passed or we are stopping."""
+    async def _next(
+        self, stop_wait: asyncio.Future[Any], deadline: float | None, flushing: asyncio.Task[None] | None = None
+    ) -> Received | None:
+        """The next message; None when the flush deadline passed, the flush in flight
+        finished, or we are stopping."""
         try:
             return self.queue.get_nowait()
         except asyncio.QueueEmpty:
@@ -222,7 +242,10 @@ class Collector:
         timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
         get = asyncio.ensure_future(self.queue.get())
         try:
-            await asyncio.wait({get, stop_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {get, stop_wait}
+            if flushing is not None and not flushing.done():
+                waits.add(flushing)
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not get.done():
                 get.cancel()
