@@ -345,8 +345,8 @@ def _watch(
 # The newest reading of every Wi-Fi radio and camera of the last 2 minutes, then summed:
 # what the city has right now.
 RECENT = "time > now() - 2m"
-SWITCHES_NOW = f"SELECT count(u) AS switches FROM (SELECT last(up) AS u FROM device_status WHERE {RECENT} " \
-    "AND kind = 'switch' GROUP BY ward, device)"
+SWITCHES_NOW = f"SELECT sum(u) AS up, count(u) AS switches FROM (SELECT last(up) AS u FROM device_status " \
+    f"WHERE {RECENT} AND kind = 'switch' GROUP BY ward, device)"
 WARDS_NOW = f"SELECT count(in_bps) FROM if_traffic WHERE {RECENT} GROUP BY ward"
 RADIOS_NOW = f"SELECT sum(c) AS clients, count(c) AS radios FROM (SELECT last(clients) AS c FROM wifi_radio " \
     f"WHERE {RECENT} GROUP BY ward, device, ap, radio)"
@@ -367,7 +367,7 @@ def _progress(influx: InfluxService, fleet: Fleet) -> str:
     now = radios[0] if radios else {"clients": 0, "radios": 0}
     text = (
         f"wards with switch rates {len(wards)}/{len(WARDS)}, "
-        f"switches {switches[0]['switches'] if switches else 0}/{fleet.switches()}, "
+        f"switches up {switches[0]['up'] if switches else 0}/{fleet.switches()}, "
         f"AP radios {now['radios']}/{fleet.radios()}, Wi-Fi clients {now['clients'] or 0}"
     )
     if fleet.cameras_in_agents:

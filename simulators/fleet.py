@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from wardwatch.config import _parse_duration
 from wardwatch.simulators.aps import ApSpec, render_ap, write_many
 from wardwatch.simulators.lab import free_port
 from wardwatch.simulators.snmprec import SwitchSpec, render
@@ -355,14 +356,15 @@ def write_fleet(
         snmp = {"host": snmp_host, "port": port}
         auth: dict[str, object] = {"v2c-public": {"snmp": {"version": "2c", "community": COMMUNITY}}}
 
-        def icmp(device: str, ward: str = ward, snmp: bool = True) -> dict[str, object]:
+        def icmp(device: str, ward: str = ward, every: str = interval, snmp: bool = True) -> dict[str, object]:
             extra: dict[str, object] = {}
+            if (ward, device) in (device_intervals or {}):
+                extra["interval"] = every = (device_intervals or {})[(ward, device)]
             if (ward, device) in quiet:
                 extra["icmp"] = False
-                if snmp:  # and patience: unpinged, a slow answer from a busy snmpsim reads as down
-                    extra.update(timeout="3s", retries=2)
-            if (ward, device) in (device_intervals or {}):
-                extra["interval"] = (device_intervals or {})[(ward, device)]
+                if snmp:  # and patience: unpinged, a slow answer from a busy snmpsim reads as down;
+                    # a retry would only queue there twice
+                    extra.update(timeout=f"{max(1.0, min(9.0, 0.9 * float(_parse_duration(every)))):g}s", retries=0)
             return extra
 
         uplink = next(p.name for p in lay.core.port_specs() if p.role == "uplink")  # the port to the city core
@@ -375,7 +377,7 @@ def write_fleet(
         for ap in lay.aps:
             auth[ap.id] = {"snmp": {"version": "2c", "community": ap.id}}
             entry: dict[str, object] = {"id": ap.id, "kind": "ap", **snmp, "auth": ap.id, "interval": ap_interval,
-                                        **icmp(ap.id)}
+                                        **icmp(ap.id, every=ap_interval)}
             if ap.feed_port and ap.feed_switch:
                 entry["feed"] = {"switch": ap.feed_switch, "port": ap.feed_port}
             devices.append(entry)

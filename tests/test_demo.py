@@ -221,7 +221,7 @@ def test_influxdb_has_every_ward_and_every_dashboard_query_then_sigterm_stops_ev
     demo.proc.wait(timeout=40)
     text = demo.out.join(5)
     assert demo.proc.returncode == 0, text
-    final = re.search(r"demo: stopping \(wards with switch rates (\d+)/13, switches (\d+)/49", text)
+    final = re.search(r"demo: stopping \(wards with switch rates (\d+)/13, switches up (\d+)/49", text)
     assert final and final.group(1) == "13", text
     assert "demo: stopped 18 processes" in text, text
     for pid in demo.pids:  # every process the demo started is gone (reaped, so not even a zombie)
