@@ -16,7 +16,9 @@ WSDLs, sessions) and at the end of the run; the figures are for that window, idl
 included. RSS from /proc/PID/status (VmRSS at the end, VmHWM peak). The ratio is our CPU per
 camera poll over the baseline's CPU per GetSystemDateAndTime.
 
-    .venv/bin/python bench/camera_poll.py [--cameras 200] [--interval 60] [--duration 150] [--runs 1]
+    .venv/bin/python bench/camera_poll.py [--cameras 200] [--interval 60] [--duration 150] [--runs 1] [--no-icmp]
+
+``--no-icmp`` leaves out the ping beside each poll (``icmp: false``), to show what it costs.
 
 Bounded: ``--duration`` per run (at most 1 h), at most 1000 cameras, every wait has a deadline;
 everything listens on 127.0.0.1; processes are stopped by PID.
@@ -164,7 +166,7 @@ class Readings:
 # One run --------------------------------------------------------------------------------
 
 
-def run_once(n: int, interval: float, duration: float, warmup: float, work: Path) -> dict[str, Any]:
+def run_once(n: int, interval: float, duration: float, warmup: float, work: Path, icmp: bool = True) -> dict[str, Any]:
     from wardwatch.simulators.lab import start_mosquitto
 
     mosq = start_mosquitto(work)
@@ -182,7 +184,7 @@ def run_once(n: int, interval: float, duration: float, warmup: float, work: Path
             "outbox": {"path": str(work / "outbox.db")},
             "auth": {"cam": {"onvif": {"username": USER, "password": PASSWORD}}},
             "devices": [{"id": c["id"], "kind": "camera", "host": c["host"], "port": c["onvif_port"], "auth": "cam",
-                         "interval": f"{interval:g}s"} for c in cams],
+                         "interval": f"{interval:g}s", **({} if icmp else {"icmp": False})} for c in cams],
         }
         (work / "agent.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         readings = Readings(mosq.port)
@@ -235,6 +237,8 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=150.0, help="seconds per run, warm-up included (default 150)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds not measured (default interval / 2)")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--no-icmp", action="store_true",
+                    help="icmp: false on every camera (what the ping beside each poll costs; not today's poll)")
     ap.add_argument("--baseline-worker", metavar="CAMERAS_JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline_worker:
@@ -248,7 +252,7 @@ def main() -> int:
     results = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="ww-bench-cam-") as tmp:
-            r = run_once(args.cameras, args.interval, args.duration, warmup, Path(tmp))
+            r = run_once(args.cameras, args.interval, args.duration, warmup, Path(tmp), icmp=not args.no_icmp)
         results.append(r)
         print(f"run {i + 1}: " + json.dumps({k: round(v, 3) for k, v in r.items()}), file=sys.stderr, flush=True)
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
