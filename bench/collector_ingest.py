@@ -161,6 +161,28 @@ def live_influx(run_dir: Path, broker: Service, influx: InfluxService, db: str,
         c.stop()
 
 
+def stages(batches: list[wire.Batch], reps: int = 7) -> dict[str, float]:
+    """CPU per point of the collector's pure stages, in this process (best of ``reps``):
+    decoding and checking a payload, and its line protocol."""
+    from wardwatch.collector import seqlog
+
+    msgs = [(wire.readings_topic(b.ward, b.agent), wire.encode(b)) for b in batches]
+    decoded = [wire.decode_from(t, p) for t, p in msgs]
+    n = len(batches) * READINGS_PER_BATCH
+    work = {
+        "decode + check": lambda: [wire.decode_from(t, p) for t, p in msgs],
+        "line protocol": lambda: [lineproto.batch_lines(b) for b in decoded],
+        "seq ledger line": lambda: [seqlog.record_line(b, "bench") for b in decoded],
+    }
+    best = dict.fromkeys(work, float("inf"))
+    for _ in range(reps):
+        for name, f in work.items():
+            t0 = time.process_time()
+            f()
+            best[name] = min(best[name], time.process_time() - t0)
+    return {name: t / n * 1e6 for name, t in best.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=260_000, help="points per drain (default 260,000)")
@@ -172,6 +194,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    parts = stages(make_batches(52_000, t0_ms=int(time.time() * 1000)))
+    print("in-process stages, us CPU per point: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()), flush=True)
     rows: dict[str, list[float]] = {k: [] for k in ("vm", "us1", "rate1", "rate2", "us2", "base", "ours", "us_influx")}
     with tempfile.TemporaryDirectory(prefix="ww-bench-") as tmp:
         run_dir = args.keep or Path(tmp)
