@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -57,6 +58,38 @@ async def poll_ward(path: Path) -> dict[str, collections.Counter[str]]:
                 for x in r.readings:
                     c[f"values:{x.measurement}"] += len(x.fields)
     return out
+
+
+async def _second_poll(path: Path) -> list[Any]:
+    cfg = load_config(path)
+    ctx = Context(cfg=cfg, pinger=Pinger(), ports=PortStates())
+    async with open_pollers(cfg, ctx) as pollers:
+        results = []
+        for n in range(2):
+            first = [d for d in cfg.devices if d.feed is None]
+            fed = [d for d in cfg.devices if d.feed is not None]
+            results = [*await _poll_all(first, pollers, ctx), *await _poll_all(fed, pollers, ctx)]
+            if n == 0:
+                await asyncio.sleep(2)
+    return [reading for r in results for reading in r.readings]
+
+
+def ward_readings(ward: str) -> list[Any]:
+    """Every reading of one ward's second poll, its simulators started and stopped here."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp)
+        cams, listing = _start_cameras(run, camera_count(), "warning")
+        try:
+            fleet = write_fleet(run / "fleet", cameras=listing["cameras"])
+            site = fleet.ward(ward)
+            sim = start_snmpsim(run / "sim", agents=[SnmpsimAgent(data_dir=site.data_dir, port=site.snmp_port,
+                                                                  host=site.snmp_host)])
+            try:
+                return asyncio.run(asyncio.wait_for(_second_poll(site.agent_config), 240))
+            finally:
+                sim.stop()
+        finally:
+            cams.stop()
 
 
 def main() -> None:
