@@ -3,7 +3,8 @@ that speaks ``/api/v2/write`` (Debian's victoria-metrics, tests/victoria.py), an
 small local server (FakeV2) for the answers VictoriaMetrics never gives: a refused token
 (401), a refused line (400), 429 with Retry-After, 503 and a timeout. The Store (spool,
 retries, refused chunks written line by line) runs on it as it does on the v1 writer, and so
-does the whole collector process.
+does the whole collector process. Also: https with the system's trust store, the example
+config, and reads that go to the configured RP (both writers; on InfluxDB 1.6).
 
 Not tested here: InfluxDB 2.x, 3.x and Cloud themselves (not installable on these machines),
 nor InfluxQL on /query against a real 2.x DBRP mapping (VictoriaMetrics' /query is a stub).
