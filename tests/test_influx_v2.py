@@ -243,7 +243,7 @@ async def test_the_store_spools_while_victoria_is_down_and_writes_it_all_back(
     got = victoria.samples('{__name__="wardwatch_batch_seq", agent="a1"}')
     (seqs,) = got.values()
     assert sorted(int(v) for v in seqs.values()) == list(range(30)), "every seq of the ledger is in"
-    ups = victoria.samples('{__name__="device_status_up", agent="a1"}')
+    ups = victoria.samples('{__name__="device_status_up", agent="a1"}', flush=False)  # flushed just above
     assert sorted(next(iter(ups.values()))) == [start + s * 1000 for s in range(30)]
     spool.close()
 
@@ -419,7 +419,7 @@ def test_the_collector_on_v2_loses_nothing_when_victoria_is_stopped_mid_run(
         assert c.terminate() == 0, c.service.log_tail()
     seqs = victoria.samples(f'{{__name__="wardwatch_batch_seq", agent="{agent}"}}')
     assert sorted(int(v) for s in seqs.values() for v in s.values()) == list(range(25)), "the ledger is whole"
-    rates = victoria.samples(f'{{__name__="if_traffic_in_bps", ward="{ward}"}}')
+    rates = victoria.samples(f'{{__name__="if_traffic_in_bps", ward="{ward}"}}', flush=False)
     assert {k: v for k, v in rates.items() if ("if_name", "ge3") in k} == {
         (("__name__", "if_traffic_in_bps"), ("device", "sw-1"), ("if_name", "ge3"),
          ("kind", "switch"), ("ward", ward)): {start + s * 1000: float(s * 10 + 3) for s in range(25)}}
