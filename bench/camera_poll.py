@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -139,19 +140,26 @@ class Readings:
         from wardwatch import wire
 
         self.polls: list[tuple[float, bool]] = []
+        self.failed: list[tuple[float, str]] = []  # (time, "reason/error: detail") of polls not ok
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}")
 
         def on_message(_c: Any, _u: Any, msg: Any) -> None:
             batch = wire.decode_from(msg.topic, msg.payload)
             with self.lock:
-                self.polls += [(r.time_ms / 1000, r.fields.get("ok") == 1) for r in batch.readings
-                               if r.measurement == "camera_health"]
+                health = [r for r in batch.readings if r.measurement == "camera_health"]
+                self.polls += [(r.time_ms / 1000, r.fields.get("ok") == 1) for r in health]
+                self.failed += [(r.time_ms / 1000, f"{r.fields.get('reason')}/{r.fields.get('error', '-')}")
+                                for r in health if r.fields.get("ok") != 1]
 
         self.client.on_message = on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe("wardwatch/v1/+/+/readings", qos=1)
         self.client.loop_start()
+
+    def failures(self, t0: float, t1: float) -> dict[str, int]:
+        with self.lock:
+            return dict(Counter(why for t, why in self.failed if t0 <= t < t1))
 
     def window(self, t0: float, t1: float) -> tuple[int, int]:
         with self.lock:
@@ -213,6 +221,8 @@ def run_once(n: int, interval: float, duration: float, warmup: float, work: Path
             seen = readings.window(t0, t1)[0]
             time.sleep(1)
         polls, polls_ok = readings.window(t0, t1)
+        if polls_ok < polls:
+            print(f"failed polls (reason/error): {readings.failures(t0, t1)}", file=sys.stderr, flush=True)
         window = t1 - t0
         agent_cpu, base_cpu = cpu1["agent"] - cpu0["agent"], cpu1["base"] - cpu0["base"]
         ours = 1000 * agent_cpu / max(polls, 1)

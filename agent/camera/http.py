@@ -5,7 +5,9 @@ POSTs, the snapshot GET and its Digest retry). aiohttp's general machinery (cook
 tracing, middlewares, its payload and writer layers) was most of a request's CPU here, and its
 15 s keep-alive meant a new TCP connection for every poll. This client writes the request
 in one ``write``, reads the head in one ``readuntil`` and keeps one idle connection per
-camera between polls (:data:`IDLE_S`), so a poll usually costs no TCP handshake at all. It
+camera between polls (:data:`IDLE_S`), so a poll usually costs no TCP handshake at all; TCP
+keep-alive finds a connection that died silently while idle (a camera's reboot, a firewall's
+timeout) before the next poll would wait on it. It
 speaks only what cameras answer: ``Content-Length``, ``chunked``, or a body up to EOF.
 
 Bounds, as before with aiohttp: a header line of at most :data:`MAX_LINE` bytes, a head of
@@ -19,6 +21,7 @@ nothing is resolved but by the OS's ``getaddrinfo`` on the host the caller gives
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ MAX_HEADERS = 100
 CHUNK = 64 * 1024
 IDLE_S = 150.0  # an idle connection kept this long (a poll a minute reuses it)
 MAX_IDLE = 512  # idle connections kept in all (file descriptors stay bounded)
+KEEPALIVE_IDLE_S = 20  # TCP keep-alive probes after this long idle (a dead peer is known within ~30 s)
 
 
 class NotHttp(ValueError):
@@ -121,6 +125,7 @@ class HttpClient:
         ctx = tls if scheme == "https" else None
         reader, writer = await asyncio.open_connection(
             host, port, limit=MAX_HEAD, ssl=ctx, server_hostname=host if ctx is not None else None)
+        _keepalive(writer.get_extra_info("socket"))
         return _Conn(key, reader, writer)
 
     def _give_back(self, conn: _Conn) -> None:
@@ -197,6 +202,21 @@ class HttpClient:
                     await c.writer.wait_closed()
             except (TimeoutError, OSError, ssl.SSLError):
                 pass
+
+
+def _keepalive(sock: socket.socket | None) -> None:
+    """TCP keep-alive on an idle connection: a camera (or a firewall between) that dropped it
+    without a word is found out while it idles, so the next poll opens a new one rather than
+    waiting out its timeout on a dead one; and the probes keep a firewall's state alive."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_S), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 2)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        pass
 
 
 class _Stale(Exception):
