@@ -3,7 +3,7 @@
 wardwatch-sim snmprec --ports 24 --name sw-core --seed 1 -o sw-core.snmprec
 wardwatch-sim serve --data-dir DIR --port 16100 [--data-dir DIR2 --port 16101 ...]
 wardwatch-sim aps --port 16200 [--device cisco_wlc:wlc --device unifi:ap-1 ...] [--aps 3] [--seed 0]
-wardwatch-sim demo [--run-dir run/demo] [--interval 10s] [--duration 0]
+wardwatch-sim demo [--fast] [--scenario configs/demo-scenario.yaml] [--run-dir run/demo] [--duration 0]
 wardwatch-sim cameras --count 200 --brand mix [--faults JSON] [--control-port 0]
 """
 
@@ -152,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="where snmpsim keeps its log and index cache (default: a temp dir)")
     p.set_defaults(func=_cmd_aps)
 
-    p = sub.add_parser("demo", help="run the Hội An fleet end to end until Ctrl-C")
+    p = sub.add_parser("demo", help="run the Hội An fleet end to end, with its scenario of faults, until Ctrl-C")
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
 

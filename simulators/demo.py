@@ -71,6 +71,10 @@ FAST_RULES = 4.0
 FAST_INTERVALS = {"interval": "30s", "ap_interval": "15s", "camera_interval": "20s"}
 NORMAL_INTERVALS = {"interval": "60s", "ap_interval": "60s", "camera_interval": "60s"}
 FAST_TOUCHED = "10s"
+# The agents start spread over this long: polls of the same interval keep their phase, and 13
+# agents started at once would ask snmpsim for every device of the city in the same 10 s
+# every minute (timeouts from its queue).
+AGENTS_OVER_S = 24.0
 RULE_TIMES = ("for", "clear_for", "keep_firing_for", "window", "stable_for")
 
 
@@ -176,12 +180,16 @@ def run(args: argparse.Namespace) -> int:
         children.append(collector)
         collector.start()
         _wait_http(http_port, stop, 30.0)
-        _step(5, steps, f"{len(fleet.wards)} agents, one per ward")
-        for w in fleet.wards:
+        _step(5, steps, f"{len(fleet.wards)} agents, one per ward, {AGENTS_OVER_S:g} s apart in all")
+        for n, w in enumerate(fleet.wards):
+            if n and stop.wait(AGENTS_OVER_S / (len(fleet.wards) - 1)):
+                raise ServiceError("stopped while starting the agents")
             agent = script("wardwatch-agent", ["run", "-c", str(w.agent_config), *log_level], run_dir=logs,
                            label=f"agent {w.ward}")
             children.append(agent)
             agent.start()
+            if n % 4 == 3:
+                print(f"demo:       {n + 1}/{len(fleet.wards)} agents started", flush=True)
         t0 = time.monotonic()
         _write_processes(run_dir / "processes.txt", services, children)
         _step(6, steps, "the scenario: " + (f"{len(scenario.faults)} faults from {args.scenario}"
