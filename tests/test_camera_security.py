@@ -121,6 +121,22 @@ async def test_snapshot_redirect_to_another_host_is_not_followed(rig: Rig) -> No
     assert "redirect points at 127.0.0.2" in result.detail
 
 
+async def test_service_addresses_on_another_host_are_asked_at_the_camera(tmp_path: Path) -> None:
+    # XAddrs and the PullPoint's address name the harvester; the UsernameTokens still go to the camera
+    async with Harvester(host="127.0.0.2") as harvester:
+        hostile = {"*": {"xaddr_host": f"127.0.0.2:{harvester.port}"}}
+        async with CameraFleet(count=1, brand="dahua", faults=hostile) as fleet:
+            listing = fleet.listing()[0]
+            cfg = config(tmp_path, listing)
+            async with CameraPoller(cfg) as poller:
+                cam = poller.session(cfg.devices[0])
+                results = [await poller.poll(cam) for _ in range(3)]  # events (PullPoint) from the second
+            subscriptions = fleet[listing["id"]].cam.next_subscription
+    assert [r.ok for r in results] == [True] * 3, [r.detail for r in results]
+    assert subscriptions >= 1  # the PullPoint was created at the camera
+    assert harvester.connections == 0
+
+
 async def test_basic_only_camera_gets_no_password_over_plain_http(rig: Rig) -> None:
     await rig.knobs(basic_only=True)
     result = await rig.poll()

@@ -41,7 +41,8 @@ def _datetime_xml(tag: str, t: dt.datetime) -> str:
 
 
 def _xaddr(cam: Camera, path: str) -> str:
-    return f"http://{cam.host}:{cam.onvif_port}{path}"
+    netloc = cam.faults.xaddr_host or f"{cam.host}:{cam.onvif_port}"  # hostile: another host's
+    return f"http://{netloc}{path}"
 
 
 # ---------------------------------------------------------------------------------- device

@@ -19,7 +19,7 @@ MAX_QUEUED_EVENTS = 100
 # size knobs: true means the default size, false or 0 off, a number that many bytes
 SIZE_KNOBS = {"rtsp_long_line": 1024 * 1024, "snapshot_huge": 100 * 1024 * 1024}
 MAX_SIZE_KNOB = 16 * 1024 ** 3
-URI_KNOBS = ("snapshot_uri", "stream_uri", "snapshot_redirect")
+URI_KNOBS = ("snapshot_uri", "stream_uri", "snapshot_redirect", "xaddr_host")
 
 
 def _size(key: str, value: Any) -> int:
@@ -55,6 +55,7 @@ class Faults:
     snapshot_uri: str = ""  # GetSnapshotUri answers this URI (another host's, say) instead of its own
     stream_uri: str = ""  # GetStreamUri answers this URI instead of its own
     snapshot_redirect: str = ""  # an authenticated snapshot GET answers 302 to this Location
+    xaddr_host: str = ""  # host:port named in every service XAddr and subscription address instead of its own
     basic_only: bool = False  # snapshot and RTSP DESCRIBE challenge with HTTP Basic only (and accept it)
     discovery_laughs: bool = False  # this camera's ProbeMatches are billion-laughs documents (UTF-8 and UTF-16)
 
