@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from wardwatch.agent.camera.trust import redact
 from wardwatch.agent.core.errors import (
     DeviceAuthError,
     DeviceError,
@@ -384,7 +385,8 @@ def _uri(answer: Any, what: str) -> str | None:
         raise BadXml(f"{what}: the Uri is not text")
     text = uri.strip()
     if len(text) > MAX_URI or not text.isprintable():
-        raise DeviceProtocolError(f"{what}: unusable Uri ({len(text)} characters: {clean(text, limit=60)!r}...)")
+        shown = clean(redact(text), limit=60)
+        raise DeviceProtocolError(f"{what}: unusable Uri ({len(text)} characters: {shown!r}...)")
     return text or None
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wardwatch.agent.camera.digest import Challenge, DigestError, authorization, parse_challenges, pick
-from wardwatch.agent.camera.trust import BASIC_REFUSED, basic_allowed, offhost, same_host
+from wardwatch.agent.camera.trust import BASIC_REFUSED, basic_allowed, offhost, redact, same_host
 from wardwatch.agent.core.text import MAX_FIELD, clean
 
 USER_AGENT = "wardwatch"
@@ -158,10 +158,10 @@ def parse_sdp(text: str) -> tuple[SdpMedia, ...]:
 def split_url(url: str) -> tuple[str, str, int, str | None, str | None]:
     """rtsp URL -> (URL without credentials, host, port, user, password)."""
     if len(url) > MAX_URL or not url.isprintable():
-        raise ValueError(f"not a usable rtsp URL: {clean(url, limit=80)!r}")
+        raise ValueError(f"not a usable rtsp URL: {clean(redact(url), limit=80)!r}")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
-        raise ValueError(f"not an rtsp URL: {clean(url, limit=80)!r}")
+        raise ValueError(f"not an rtsp URL: {clean(redact(url), limit=80)!r}")
     port = parts.port or (DEFAULT_TLS_PORT if parts.scheme.lower() == "rtsps" else DEFAULT_PORT)
     netloc = parts.netloc.rpartition("@")[2]
     bare = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
