@@ -108,7 +108,7 @@ def test_controllers_report_their_aps(influx: InfluxService, db: str) -> None:
 
 
 def test_poe_lldp_and_health_of_a_switch(influx: InfluxService, db: str) -> None:
-    poe = wait_for(lambda: last(influx, db, "poe", "sw-poe"), timeout=20, what="sw-poe poe")
+    poe = every(influx, db, "poe", "sw-poe", lambda r: r.get("if_name"), set(SWITCH.poe_delivering()))
     ports = {r["if_name"]: r["delivering"] for r in poe if r.get("if_name")}
     assert ports == SWITCH.poe_delivering()
     pse = next(r for r in poe if r.get("pse") == "1")

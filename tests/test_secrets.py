@@ -193,6 +193,16 @@ def test_readings_lose_secrets_and_uri_logins_before_the_outbox() -> None:
     assert out[1].fields["detail"] == "rtsp://10.0.0.5/live: 401; *** refused" and out[1].tags["if_name"] == "***"
 
 
+def test_a_community_named_like_a_vendor_leaves_the_vendor_tag_alone() -> None:
+    """The vendor tag is wardwatch's own word (the profile's), not the device's: a community
+    that happens to be "mikrotik" must not turn every MikroTik reading's vendor into ***."""
+    redact.register(["mikrotik"])
+    r = Reading(device="ap-1", kind="ap", measurement="device_status", time_ms=1,
+                fields={"up": 0, "detail": "community mikrotik refused"}, tags={"vendor": "mikrotik"})  # fmt: skip
+    (out,), _ = safe_readings([r])
+    assert out.tags["vendor"] == "mikrotik" and out.fields["detail"] == "community *** refused"
+
+
 def test_an_uncaught_exception_is_printed_redacted() -> None:
     """A crash's traceback goes to stderr past logging: the CLIs' excepthook redacts it."""
     import subprocess

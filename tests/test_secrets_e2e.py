@@ -344,9 +344,15 @@ def test_no_secret_shows_anywhere(tmp_path: Path, stack: ExitStack) -> None:
     wait_for(lambda: stored() >= {"sw-v2", "sw-v3", "sw-wrong", "sw-v3-wrong", "cam-ok", "cam-wrong", "cam-uri"},
              timeout=30,
              interval=0.5, what=lambda: f"every device's status in InfluxDB: {stored()}\n{agent.log_tail(30)}")
-    ups = {r["device"]: r["up"] for r in influx.points(
-        "SELECT last(up) AS up FROM device_status GROUP BY device", db=database)}  # fmt: skip
-    assert ups["sw-v2"] == 1 and ups["sw-v3"] == 1 and ups["sw-wrong"] == 0 and ups["sw-v3-wrong"] == 0, ups
+    # The last poll's verdicts: on a loaded machine one v3 poll may time out, the next answers.
+    want = {"sw-v2": 1, "sw-v3": 1, "sw-wrong": 0, "sw-v3-wrong": 0}
+
+    def ups() -> dict[str, int]:
+        return {r["device"]: r["up"] for r in influx.points(
+            "SELECT last(up) AS up FROM device_status GROUP BY device", db=database)}  # fmt: skip
+
+    wait_for(lambda: {d: ups().get(d) for d in want} == want, timeout=30, interval=0.5,
+             what=lambda: f"the switches' verdicts {want}; got {ups()}")
 
     def alerted() -> set[str]:
         return {d for m in tg.messages for d in ("sw-wrong", "cam-wrong") if d in m["text"]}

@@ -21,15 +21,20 @@ from wardwatch.wire import Reading
 MAX_TAG = 128  # tags: if_name, LLDP names, radio and SSID names
 MAX_FIELD = 256  # text fields: reason, model, firmware, error detail
 MAX_EVENT = 1024  # event data values
+# Tags whose values wardwatch sets itself, from a profile or the config (never from what a
+# device says): not redacted, so that a community that happens to be a vendor's name
+# ("mikrotik", "cisco") does not turn every reading's vendor into ***.
+OWN_TAGS = frozenset({"vendor"})
 _BREAKS = re.compile(r"[\t\n\r\v\f]+")  # a line break or tab becomes one space
 
 
-def clean(value: str | bytes, *, limit: int = MAX_TAG) -> str:
-    """Printable text of at most ``limit`` characters; bytes are read as UTF-8 (bad bytes replaced)."""
+def clean(value: str | bytes, *, limit: int = MAX_TAG, redacting: bool = True) -> str:
+    """Printable text of at most ``limit`` characters; bytes are read as UTF-8 (bad bytes replaced).
+    ``redacting=False`` only for text wardwatch itself wrote (:data:`OWN_TAGS`)."""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
     if not text.isprintable():
         text = "".join(ch for ch in _BREAKS.sub(" ", text) if ch.isprintable())
-    if _leaks(text):  # before the cut, so that no part of a secret is left at the end
+    if redacting and _leaks(text):  # before the cut, so that no part of a secret is left at the end
         text = redact.redact(text)
     text = text.strip(" \x00")
     if len(text) > limit:
@@ -65,7 +70,8 @@ def safe_readings(readings: Sequence[Reading]) -> tuple[list[Reading], int]:
                 fields[key] = clean(redact.redact(value), limit=MAX_FIELD)
             else:
                 removed += 1
-        tags = {k: c for k, v in r.tags.items() if isinstance(v, str) and (c := clean(redact.redact(v)))}
+        tags = {k: c for k, v in r.tags.items()
+                if isinstance(v, str) and (c := clean(v, redacting=k not in OWN_TAGS))}
         removed += len(r.tags) - len(tags)
         if fields:
             out.append(Reading(device=r.device, kind=r.kind, measurement=r.measurement, time_ms=r.time_ms,
@@ -86,8 +92,8 @@ def _fine(r: Reading) -> bool:
                 return False
         else:
             return False
-    return all(type(v) is str and 0 < len(v) <= MAX_TAG and v.isprintable() and not _leaks(v)
-               for v in r.tags.values())
+    return all(type(v) is str and 0 < len(v) <= MAX_TAG and v.isprintable() and (k in OWN_TAGS or not _leaks(v))
+               for k, v in r.tags.items())
 
 
 def _leaks(text: str) -> bool:
