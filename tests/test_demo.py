@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser import chromium
 from tests.test_e2e import dashboard_queries
@@ -141,14 +142,20 @@ def test_the_dashboard_shows_all_13_wards_with_live_data_in_chromium(demo: Demo,
         assert page.locator(".tile").count() == 13
         # live: every tile out of "unknown", its switches and cameras counted up, Wi-Fi clients in
         left = max(5.0, LIVE_WITHIN - (time.monotonic() - demo.banner_at))
-        page.wait_for_function("""() => {
-            const tiles = [...document.querySelectorAll('.tile')];
-            const up = (t, k) => parseInt((t.querySelector('[data-f="count-' + k + '"] .count-value') || {})
+        try:
+            page.wait_for_function("""() => {
+                const tiles = [...document.querySelectorAll('.tile')];
+                const up = (t, k) => parseInt((t.querySelector('[data-f="count-' + k + '"] .count-value') || {})
                                           .textContent || '0', 10);
-            return tiles.length === 13 && tiles.every(t => !t.classList.contains('st-unknown')
-                && up(t, 'switch') > 0 && up(t, 'camera') > 0 && up(t, 'ap') > 0
-                && /[1-9]/.test(t.querySelector('[data-f="wifi"] .count-value').textContent));
-        }""", timeout=left * 1000)
+                return tiles.length === 13 && tiles.every(t => !t.classList.contains('st-unknown')
+                    && up(t, 'switch') > 0 && up(t, 'camera') > 0 && up(t, 'ap') > 0
+                    && /[1-9]/.test(t.querySelector('[data-f="wifi"] .count-value').textContent));
+            }""", timeout=left * 1000)
+        except PlaywrightError as exc:  # which wards, and what they showed
+            page.screenshot(path=str(tmp_path / "demo-overview-timeout.png"))
+            tiles = [" ".join(t.split()) for t in page.locator(".tile").all_inner_texts()]
+            raise AssertionError(f"not all 13 wards live {LIVE_WITHIN:g} s after the banner (screenshot "
+                                 f"{tmp_path}): {tiles}; demo output:\n{demo.out.text()[-3000:]}") from exc
         took = time.monotonic() - demo.banner_at
         names = {n.strip() for n in page.locator(".tile .tile-name").all_inner_texts()}
         assert {"Minh An", "Cửa Đại", "Tân Hiệp"} <= names, names
