@@ -20,11 +20,12 @@ Wi-Fi clients follow the day (``aps.Curve``): tourist evenings in Minh An and Cá
 office hours elsewhere; ``speed`` compresses the day (the demo's ``--fast``).
 
 A ward's SNMP devices share one snmpsim endpoint (a UDP port per ward, as a ward's LAN would
-be one subnet): ``sw-core`` under community ``public``, every other device under its id.
+be one subnet): ``sw-core`` under community ``public``, every other device under
+``ro-<id>`` (:func:`community`).
 ``write_fleet`` lays out, under a base directory::
 
     snmpsim/<ward>/public.snmprec           # sw-core
-    snmpsim/<ward>/<device id>.snmprec      # each access switch, AP or controller
+    snmpsim/<ward>/ro-<device id>.snmprec   # each access switch, AP or controller
     agents/<ward>.yaml                      # wardwatch-agent config
     outbox/<ward>.db                        # (created by the agent)
     collector.yaml                          # wardwatch-collector config
@@ -62,6 +63,13 @@ WARDS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+def community(device: str) -> str:
+    """The community (snmpsim: the recording's file name) a device of the ward answers to:
+    ``public`` for the core switch, ``ro-<id>`` for the rest. Not the id itself: a community
+    is a secret, and the agent's logs would star every mention of the device."""
+    return COMMUNITY if device == DEVICE_ID else f"ro-{device}"
+
+
 @dataclass(frozen=True)
 class WardPlan:
     access: int  # PoE access switches, 2-4
@@ -93,6 +101,7 @@ DEVICE_ID = "sw-core"
 ACCESS_PORTS = (16, 24)
 CORE_OFFICE_PORTS = 4  # PCs of the ward office on sw-core, after the downlinks
 COMMUNITY = "public"
+
 CAMERA_AUTH = "cam-admin"
 CAMERA_USER = "admin"
 CAMERA_PASSWORD = "Cam12345"
@@ -153,7 +162,7 @@ class WardSite:
 
     def recording(self, device: str) -> Path:
         """The .snmprec file snmpsim serves ``device`` from (community = file name)."""
-        return self.data_dir / f"{COMMUNITY if device == DEVICE_ID else device}.snmprec"
+        return self.data_dir / f"{community(device)}.snmprec"
 
     def ap_count(self) -> int:
         return sum(len(ap.ap_names()) for ap in self.aps)
@@ -350,8 +359,8 @@ def write_fleet(
                                  onvif_port=int(served["onvif_port"]))
             cams.append(cam)
         data_dir = base / "snmpsim" / ward
-        write_many(data_dir, {COMMUNITY: render(lay.core), **{s.name: render(s) for s in lay.access},
-                              **{ap.id: render_ap(ap.spec) for ap in lay.aps}})
+        write_many(data_dir, {COMMUNITY: render(lay.core), **{community(s.name): render(s) for s in lay.access},
+                              **{community(ap.id): render_ap(ap.spec) for ap in lay.aps}})
 
         snmp = {"host": snmp_host, "port": port}
         auth: dict[str, object] = {"v2c-public": {"snmp": {"version": "2c", "community": COMMUNITY}}}
@@ -371,11 +380,11 @@ def write_fleet(
         devices: list[dict[str, object]] = [{"id": DEVICE_ID, "kind": "switch", **snmp, "auth": "v2c-public",
                                              "interval": interval, "uplink": uplink, **icmp(DEVICE_ID)}]
         for k, spec in enumerate(lay.access):
-            auth[spec.name] = {"snmp": {"version": "2c", "community": spec.name}}
+            auth[spec.name] = {"snmp": {"version": "2c", "community": community(spec.name)}}
             devices.append({"id": spec.name, "kind": "switch", **snmp, "auth": spec.name, "interval": interval,
                             "feed": {"switch": DEVICE_ID, "port": f"Gi1/0/{k + 1}"}, **icmp(spec.name)})
         for ap in lay.aps:
-            auth[ap.id] = {"snmp": {"version": "2c", "community": ap.id}}
+            auth[ap.id] = {"snmp": {"version": "2c", "community": community(ap.id)}}
             entry: dict[str, object] = {"id": ap.id, "kind": "ap", **snmp, "auth": ap.id, "interval": ap_interval,
                                         **icmp(ap.id, every=ap_interval)}
             if ap.feed_port and ap.feed_switch:

@@ -189,7 +189,7 @@ def test_fleet_is_hoi_an_at_its_real_size(tmp_path: Path) -> None:
             assert spec.port(cam.feed_port).role == "camera" and spec.lldp_neighbors()[cam.feed_port][0] == cam.id
             assert spec.poe_delivering()[cam.feed_port] == 1
         for ap in site.aps:
-            assert (site.data_dir / f"{ap.id}.snmprec").exists()
+            assert site.recording(ap.id).exists() and site.recording(ap.id).name == f"ro-{ap.id}.snmprec"
             if not ap.spec.controller:
                 spec = site.switch_spec(ap.feed_switch or "")
                 assert spec.port(ap.feed_port or "").role == "ap"
