@@ -205,6 +205,9 @@ async def test_switch_port_explains_an_offline_camera(rig: Rig) -> None:
     result = await rig.poll()
     assert result.reason == "poe_lost"
     assert (health(result)["feed_oper_up"], health(result)["feed_poe_delivering"]) == (0, 0)
+    # device_status says it too: the shipped poe_lost rule reads it, and device_down leaves it out.
+    status = next(r for r in result.readings if r.measurement == "device_status")
+    assert (status.fields["up"], status.fields["reason"]) == (0, "poe_lost")
     await rig.knobs(offline=False)
     assert (await rig.poll()).reason == "ok"  # a camera that answers is judged on its answers
 

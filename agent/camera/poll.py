@@ -325,6 +325,10 @@ async def poll_camera(cam: CameraSession, *, http: HttpClient, ports: PortStates
             status["rtt_ms"] = round(pong.rtt_ms, 3)
         if not online and icmp_ok:
             status["up"], status["reason"] = 1, f"onvif_{error_class}"
+    if status["up"] == 0 and reason in ("poe_lost", "port_down"):
+        # Dark behind a port that lost PoE or link: that is the cause, as for an AP
+        # (agent/snmp/poller.py), so the poe_lost rule and device_down's exclusion see it.
+        status["reason"] = reason
     readings = [
         Reading(device=dev.id, kind="camera", measurement="camera_health", time_ms=now_ms, fields=health, tags=tags),
         Reading(device=dev.id, kind="camera", measurement="device_status", time_ms=now_ms, fields=status, tags=tags),
