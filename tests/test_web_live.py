@@ -69,6 +69,7 @@ class FakeAlert:
     state: str
     labels: dict[str, str] = field(default_factory=dict)
     acked_by: str | None = None
+    suppressed_by: str | None = None
 
 
 def make_fleet(alerts: list[FakeAlert] | None = None) -> tuple[Fleet, list[tuple[str, dict[str, Any]]]]:
@@ -213,10 +214,14 @@ def test_alert_changes_are_pushed_and_counted_per_ward() -> None:
     events.clear()
     fleet.tick(T0 + 2000)
     assert [d["acked"] for k, d in events if k == "alert"] == [True]
+    # A device behind it, suppressed by it: the tile still says one root cause.
+    alerts.append(FakeAlert("f2", "firing", {"ward": "cam-pho", "device": "cam-1"}, suppressed_by="device:sw-a"))
+    fleet.tick(T0 + 2500)
+    assert fleet.wards_json()["wards"][0]["alerts"] == 1
     alerts.clear()
     events.clear()
     fleet.tick(T0 + 3000)
-    assert [d["state"] for k, d in events if k == "alert"] == ["gone"]
+    assert [d["state"] for k, d in events if k == "alert"] == ["gone", "gone"]
 
 
 def test_a_reading_costs_little() -> None:

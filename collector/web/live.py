@@ -49,6 +49,8 @@ class AlertLike(Protocol):
     def labels(self) -> dict[str, str]: ...
     @property
     def acked_by(self) -> str | None: ...
+    @property
+    def suppressed_by(self) -> str | None: ...
 
 
 def iso_local(ms: int | None, tz: ZoneInfo) -> str | None:
@@ -335,7 +337,8 @@ class Fleet:
         for a in self.alerts_of():
             in_ward = a.labels.get("ward", "")
             seen[a.fingerprint] = (a.state, a.acked_by is not None, in_ward, a.labels.get("device", ""))
-            if a.state == "firing":
+            # A tile counts root causes: the 13 devices behind a dead switch are its one alert.
+            if a.state == "firing" and a.suppressed_by is None:
                 per_ward[in_ward] = per_ward.get(in_ward, 0) + 1
         old = self._alert_seen
         for fp, now in seen.items():
