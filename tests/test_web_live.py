@@ -316,3 +316,28 @@ async def test_a_client_that_falls_behind_is_dropped_not_waited_for() -> None:
 def test_series_steps_stay_under_500_points(range_s: int, least: int, want: int) -> None:
     step = api.choose_step(range_s, least=least)
     assert step == want and range_s / step <= api.MAX_POINTS
+
+
+def test_a_controller_counts_as_its_aps_and_all_their_clients() -> None:
+    """A WLC answers for its APs: the tile counts them (not the controller as one AP), each
+    up while it is in the controller's tables with a radio up, and every radio's clients."""
+    fleet, _ = make_fleet()
+    fleet.observe_inventory(inv(devices=[wire.InventoryDevice(id="wlc", kind="ap", interval_s=60, host="10.0.0.9")]))
+    fleet.observe_status(status("online"), now_ms=T0)
+
+    def poll(t: int, aps: dict[str, int]) -> None:
+        rows = [r("wlc", "ap", "device_status", t, up=1, reason="ok")]
+        for ap, up in aps.items():
+            rows += [r("wlc", "ap", "wifi_radio", t, {"ap": ap, "radio": radio}, clients=5, up=up) for radio in "01"]
+        fleet.observe_batch(batch(*rows), now_ms=t)
+        fleet.tick(t)
+
+    poll(T0, {"ap-a": 1, "ap-b": 1, "ap-c": 0})
+    w = fleet.wards_json()["wards"][0]
+    assert w["counts"]["ap"] == {"up": 2, "total": 3}
+    assert w["wifi_clients"] == 30  # six radios of 5, not two (the radio names repeat per AP)
+    # ap-b leaves the controller's tables: still up for two polls, then down.
+    poll(T0 + 60_000, {"ap-a": 1, "ap-c": 0})
+    assert fleet.wards_json()["wards"][0]["counts"]["ap"] == {"up": 2, "total": 3}
+    poll(T0 + 180_000, {"ap-a": 1, "ap-c": 1})
+    assert fleet.wards_json()["wards"][0]["counts"]["ap"] == {"up": 2, "total": 3}  # ap-a and ap-c

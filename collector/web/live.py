@@ -32,6 +32,7 @@ from wardwatch import wire
 log = logging.getLogger(__name__)
 
 KINDS: Final = ("switch", "ap", "camera")
+MAX_MANAGED_APS: Final = 2048  # APs tracked per controller (a bound against a runaway ap tag)
 KIND_ORDER: Final = {k: i for i, k in enumerate(KINDS)}
 STALE_INTERVALS: Final = 3
 DEFAULT_INTERVAL_S: Final = 60.0
@@ -78,6 +79,9 @@ class Device:
     status_ms: int = 0  # time of the newest device_status applied
     health_ms: int = 0  # time of the newest camera_health applied
     last_ms: int | None = None  # the newest reading of any kind
+    # A controller's (or virtual controller's) APs, from the ``ap`` tag of its wifi_radio
+    # rows: name -> (time of the newest row, any radio up in it). A stand-alone AP has none.
+    aps: dict[str, tuple[int, bool]] = field(default_factory=dict)
     # what the page shows
     state: str = "unknown"
     reason: str = ""
@@ -98,7 +102,8 @@ class Ward:
     id: str
     name: str
     devices: dict[str, Device] = field(default_factory=dict)
-    radios: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (ap, radio) -> (time_ms, clients)
+    # (device, ap, radio) -> (time_ms, clients); ap is "" for a stand-alone AP
+    radios: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     wifi_clients: int = 0
     peak: int = 0
     peak_day: str = ""
@@ -220,10 +225,13 @@ class Fleet:
                 clients = r.fields.get("clients")
                 if not isinstance(clients, (int, float)):
                     continue
-                key = (r.device, r.tags.get("radio", ""))
+                ap = r.tags.get("ap", "")
+                key = (r.device, ap, r.tags.get("radio", ""))
                 old = ward.radios.get(key)
                 if old is not None and r.time_ms < old[0]:
                     continue
+                if ap and (ctl := ward.devices.get(r.device)) is not None:
+                    self._managed_ap(ctl, ap, r)
                 ward.radios[key] = (r.time_ms, int(clients))
                 ward.wifi_clients += int(clients) - (old[1] if old else 0)
                 self._peak(ward, now_ms)
@@ -324,6 +332,25 @@ class Fleet:
                 self._settle(dev, now_ms)
         self._dirty.add(ward_id)
 
+    @staticmethod
+    def _managed_ap(ctl: Device, ap: str, r: wire.Reading) -> None:
+        if ap not in ctl.aps and len(ctl.aps) >= MAX_MANAGED_APS:
+            return
+        up = r.fields.get("up", 1) != 0
+        t, was_up = ctl.aps.get(ap, (0, False))
+        if r.time_ms > t:
+            ctl.aps[ap] = (r.time_ms, up)
+        elif r.time_ms == t and up and not was_up:  # another radio of the same poll
+            ctl.aps[ap] = (t, True)
+
+    @staticmethod
+    def _aps_up(dev: Device) -> int:
+        """A controller's APs that are up: in one of its last two polls, with a radio up. An AP
+        gone from its tables for longer is down (no longer joined)."""
+        newest = max(t for t, _ in dev.aps.values())
+        since = newest - 2.5 * dev.interval_s * 1000
+        return sum(1 for t, up in dev.aps.values() if up and t >= since)
+
     def _peak(self, ward: Ward, now_ms: int) -> None:
         day = datetime.fromtimestamp(now_ms / 1000, self.tz).strftime("%Y-%m-%d") if now_ms else ""
         if day != ward.peak_day:
@@ -378,10 +405,12 @@ class Fleet:
         switch_down = False
         for dev in ward.devices.values():
             c = counts[dev.kind]
-            c["total"] += 1
+            # A controller counts as the APs it answers for, each up only while it is.
+            managed = dev.kind == "ap" and bool(dev.aps)
+            c["total"] += len(dev.aps) if managed else 1
             n += 1
             if dev.state == "ok":
-                c["up"] += 1
+                c["up"] += self._aps_up(dev) if managed else 1
                 continue
             not_ok += 1
             if dev.state == "down":
