@@ -400,6 +400,9 @@ class Collector:
             except (InfluxUnavailable, InfluxRejected) as exc:
                 log.debug("seq ledger not read: %s", exc)
                 continue
+            except Exception:  # an answer we cannot read (a store whose /query is not InfluxQL)
+                log.exception("seq ledger not read: unexpected answer; the pipeline goes on")
+                continue
             for agent, now in ledger.items():
                 before = self.ledger.get(agent)
                 if now.missing > (before.missing if before else 0):
@@ -425,6 +428,8 @@ class Collector:
                     )
             except (InfluxUnavailable, InfluxRejected) as exc:
                 log.debug("stale agents not marked: %s", exc)
+            except Exception:
+                log.exception("stale agents not marked: unexpected answer; the pipeline goes on")
 
     # self-metrics ---------------------------------------------------------------
 

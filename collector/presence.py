@@ -57,8 +57,11 @@ async def stale_lines(influx: seqlog.Queryable, *, stale_after: float, already: 
     lines = []
     fresh = set()
     for series in seqlog.series_of(results):
-        agent, ward = series["tags"].get("agent", ""), series["tags"].get("ward", "")
-        last_ms = int(series["values"][0][0])
+        tags, values = series.get("tags") or {}, series.get("values") or []
+        agent, ward = tags.get("agent", ""), tags.get("ward", "")
+        if not agent or not values or not isinstance(values[0][0], int | float):
+            continue  # not the answer of an InfluxQL store (VictoriaMetrics' /query stub)
+        last_ms = int(values[0][0])
         if now_ms - last_ms <= stale_after * 1000:
             fresh.add(agent)
             continue

@@ -158,7 +158,7 @@ async def reconcile(
 
 async def _agents(influx: Queryable) -> list[str]:
     results = await influx.query(f'SHOW TAG VALUES FROM {MEASUREMENT} WITH KEY = "agent"')
-    names = [str(v[1]) for s in series_of(results) for v in s.get("values", [])]
+    names = [str(v[1]) for s in series_of(results) for v in s.get("values", []) if len(v) >= 2]
     return [a for a in names if _SAFE.match(a)]  # never put a name we did not check into a query
 
 

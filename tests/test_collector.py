@@ -711,3 +711,16 @@ def test_points_written_counts_readings_not_the_collectors_bookkeeping() -> None
     lines = [*lineproto.batch_lines(b), seqlog.record_line(b, "c1"), presence.status_line(status, received_ms=T0,
                                                                                           retained=False)]  # fmt: skip
     assert seqlog.readings_in(lines) == 2
+
+
+async def test_the_ledger_and_presence_survive_a_store_whose_query_is_not_influxql() -> None:
+    """VictoriaMetrics (influx api v2 here) answers /query with rows of its own shape: the
+    reconcile reads nothing from them rather than crash the collector at its first run."""
+    from wardwatch.collector import presence, seqlog
+
+    class Odd:
+        async def query(self, q: str, *, epoch: str | None = None) -> list[dict[str, Any]]:
+            return [{"series": [{"name": "x", "values": [["only-one-column"]]}, {"name": "y"}]}]
+
+    assert await seqlog.reconcile(Odd(), {}, now_ms=T0, window_s=3600) == {}
+    assert await presence.stale_lines(Odd(), stale_after=90, already=set()) == []
