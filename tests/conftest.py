@@ -31,7 +31,7 @@ from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, sta
 # left alone at the end of the run. A name no longer here costs only some balance.
 SLOW_FIRST: Final = (
     "tests/test_reliability.py::test_a_5_minute_agent_outage_is_unknown_not_down",  # 350 s
-    "tests/test_demo.py",  # 90-110 s, CPU-bound: not beside the fuzzer
+    "tests/test_demo.py",  # 130-160 s (one --fast demo, 4 tests), CPU-bound: not beside the fuzzer
     "tests/test_ap_pipeline.py",  # a module: 170 s, most of it fixtures
     "tests/test_delivery_outage.py",  # 100 s
     "tests/test_delivery_share.py",  # 100 s
