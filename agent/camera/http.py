@@ -292,12 +292,7 @@ async def _read_body(reader: asyncio.StreamReader, method: str, status: int, hea
                 break
             if size + n > max_body:
                 raise BodyTooLarge(f"over the {_mib(max_body)} cap")
-            left = n
-            while left:
-                piece = await _exactly(reader, min(left, CHUNK))
-                left -= len(piece)
-                size += len(piece)
-                take(piece)
+            size += await _copy(reader, n, take)
             if await _exactly(reader, 2) != b"\r\n":
                 raise NotHttp("a chunk without its CRLF")
     elif length_text is not None:
@@ -310,12 +305,7 @@ async def _read_body(reader: asyncio.StreamReader, method: str, status: int, hea
             parts.append(await _exactly(reader, n))
             size = n
         else:
-            left = n
-            while left:
-                piece = await _exactly(reader, min(left, CHUNK))
-                left -= len(piece)
-                size += len(piece)
-                take(piece)
+            size += await _copy(reader, n, take)
     else:  # the body runs to EOF; the connection ends with it
         while True:
             piece = await reader.read(CHUNK)
@@ -334,6 +324,16 @@ async def _exactly(reader: asyncio.StreamReader, n: int) -> bytes:
         return await reader.readexactly(n)
     except asyncio.IncompleteReadError:
         raise Disconnected("the camera closed the connection in the body") from None
+
+
+async def _copy(reader: asyncio.StreamReader, n: int, take: Callable[[bytes], None]) -> int:
+    """Hand exactly ``n`` bytes of the body to ``take``, in pieces of at most CHUNK."""
+    left = n
+    while left:
+        piece = await _exactly(reader, min(left, CHUNK))
+        left -= len(piece)
+        take(piece)
+    return n
 
 
 def _mib(n: int) -> str:
