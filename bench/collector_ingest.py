@@ -40,17 +40,15 @@ from collector_rig import (
     forget_session,
     make_batches,
     start_profile,
-    start_victoria,
     stop_profile,
     summarize,
-    vm_count,
     wait_written,
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
 from wardwatch import wire
 from wardwatch.collector import lineproto
-from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, start_mosquitto
+from wardwatch.simulators.lab import InfluxService, Service, start_influxdb, start_mosquitto, start_victoria
 
 DEADLINE = 300.0
 
@@ -240,7 +238,7 @@ def main() -> int:
                               f"collector {ni / t_ours:,.0f}/s (ratio {t_base / t_ours:.2f}; collector "
                               f"{cpu_i / ni * 1e6:.1f} us CPU per point)", flush=True)
                 expected = 3 * args.runs * (args.points // READINGS_PER_BATCH) * (READINGS_PER_BATCH - 1)
-                stored = vm_count(vm, "if_traffic_in_bps")
+                stored = vm.count("if_traffic_in_bps")
                 print(f"VictoriaMetrics holds {stored} if_traffic points of the {expected} sent")
             finally:
                 vm.stop()

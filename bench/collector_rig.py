@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from wardwatch import wire
-from wardwatch.simulators.lab import Service, find_binary, free_port, script
+from wardwatch.simulators.lab import free_port, script
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 READINGS_PER_BATCH = 26
@@ -30,51 +30,6 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100  # clock ticks of 1/100 s
-
-
-# --------------------------------------------------------------------------- VictoriaMetrics
-
-
-def _vm_ready(service: Service, timeout: float) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{service.host}:{service.port}/ping", timeout=timeout) as resp:
-            return int(resp.status) == 204
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def start_victoria(run_dir: Path) -> Service:
-    """Debian's victoria-metrics on a free loopback port: it takes InfluxDB line protocol on
-    /write and answers /query with an empty result (so the collector's CREATE DATABASE passes)."""
-    port = free_port()
-    sdir = run_dir / f"victoria-{port}"
-    sdir.mkdir(parents=True)
-    svc = Service(
-        name="victoria-metrics",
-        argv=[find_binary("victoria-metrics"), f"-storageDataPath={sdir / 'data'}",
-              f"-httpListenAddr=127.0.0.1:{port}", "-retentionPeriod=1d", "-search.latencyOffset=0s",
-              "-loggerLevel=ERROR"],
-        host="127.0.0.1",
-        port=port,
-        run_dir=sdir,
-        log_path=sdir / "victoria.log",
-        ready=_vm_ready,
-    )
-    svc.start()
-    return svc
-
-
-def vm_count(vm: Service, metric: str) -> int:
-    """Samples of ``metric`` in the last day (after a force_flush)."""
-    base = f"http://127.0.0.1:{vm.port}"
-    with urllib.request.urlopen(f"{base}/internal/force_flush", timeout=30):
-        pass
-    time.sleep(1.5)
-    q = urllib.parse.urlencode({"query": f"sum(count_over_time({metric}[1d]))"})
-    with urllib.request.urlopen(f"{base}/api/v1/query?{q}", timeout=30) as resp:
-        doc = json.load(resp)
-    result = doc["data"]["result"]
-    return int(float(result[0]["value"][1])) if result else 0
 
 
 # --------------------------------------------------------------------------- batches

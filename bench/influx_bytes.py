@@ -32,36 +32,15 @@ from fleet_shape import ward_readings
 from wardwatch import wire
 from wardwatch.collector import lineproto
 from wardwatch.collector.influx import InfluxV1Writer
-from wardwatch.simulators.lab import InfluxService, find_binary, free_port
+from wardwatch.simulators.lab import InfluxService, start_influxdb
 
 STEP_MS = 30_000
 
 
 def start_influx(run: Path) -> InfluxService:
-    port, rpc = free_port(), free_port()
-    conf = run / "influxdb.conf"
-    conf.write_text(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{run / 'meta'}"
-[data]
-  dir = "{run / 'data'}"
-  wal-dir = "{run / 'wal'}"
-  query-log-enabled = false
-  cache-snapshot-write-cold-duration = "2s"
-  compact-full-write-cold-duration = "5s"
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-""")
-    from wardwatch.simulators.lab import _influx_ready
-
-    svc = InfluxService(name="influxdb", argv=[find_binary("influxd"), "-config", str(conf)], host="127.0.0.1",
-                        port=port, run_dir=run, log_path=run / "influxdb.log", ready=_influx_ready, rpc_port=rpc)
-    svc.start()
-    return svc
+    # Cold shards snapshotted and fully compacted within seconds, so the bytes on disk are final.
+    return start_influxdb(run, data={"cache-snapshot-write-cold-duration": '"2s"',
+                                     "compact-full-write-cold-duration": '"5s"'})
 
 
 def evolve(value: wire.FieldValue, rng: random.Random, *, ints: bool) -> wire.FieldValue:
@@ -116,19 +95,19 @@ def main() -> None:
             t0 = time.monotonic()
             values = asyncio.run(write_hours(influx, args.ward, readings, args.hours, ints=args.ints))
             print(f"{len(readings)} readings a poll, {values:,} values in {time.monotonic() - t0:.0f} s")
-            data = Path(tmp) / "data" / "bytes"
+            data, wal = influx.run_dir / "data" / "bytes", influx.run_dir / "wal"
             waited, deadline = time.monotonic(), time.monotonic() + 300
             shards: list[Path] = []
             while time.monotonic() < deadline:  # one TSM file per shard: fully compacted
                 shards = [p for p in data.glob("*/*") if p.is_dir() and p.parent.name != "_series"]  # RP/shard
-                if shards and all(len(list(s.glob("*.tsm"))) == 1 for s in shards) and du(Path(tmp) / "wal") < 2**16:
+                if shards and all(len(list(s.glob("*.tsm"))) == 1 for s in shards) and du(wal) < 2**16:
                     break
                 time.sleep(2)
             print(f"compaction: {time.monotonic() - waited:.0f} s, "
                   f"{sum(len(list(s.glob('*.tsm'))) for s in shards)} TSM files in {len(shards)} shards")
             tsm, size = du(data, "*.tsm"), du(data)
             print(f"TSM {tsm:,} bytes: {tsm / values:.2f} bytes per value; the whole data directory "
-                  f"(with the series file and index) {size:,}: {size / values:.2f}; wal {du(Path(tmp) / 'wal'):,}")
+                  f"(with the series file and index) {size:,}: {size / values:.2f}; wal {du(wal):,}")
         finally:
             influx.stop()
 

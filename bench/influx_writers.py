@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.victoria
-
-from tests.victoria import start_victoria
 from wardwatch.collector.influx import InfluxV1Writer
 from wardwatch.collector.influx_v2 import InfluxV2Writer
+from wardwatch.simulators.lab import start_victoria
 
 
 def batches(n: int, points: int, start_ms: int) -> list[list[bytes]]:

@@ -53,7 +53,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -483,7 +483,8 @@ def _start_mosquitto(run_dir: Path, port: int, max_queued_messages: int, persist
 # --------------------------------------------------------------------------- InfluxDB 1.6
 
 
-def _influx_ready(service: Service, timeout: float) -> bool:
+def _ping_204(service: Service, timeout: float) -> bool:
+    """Ready when ``GET /ping`` answers 204 (InfluxDB 1.x and VictoriaMetrics alike)."""
     url = f"http://{service.host}:{service.port}/ping"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -565,13 +566,20 @@ class InfluxService(Service):
         return rows
 
 
-def start_influxdb(run_dir: Path, *, port: int | None = None) -> InfluxService:
+def start_influxdb(run_dir: Path, *, port: int | None = None, auth: bool = False, http_log: bool = False,
+                   data: Mapping[str, str] | None = None,
+                   cls: type[InfluxService] = InfluxService) -> InfluxService:  # fmt: skip
     """Start influxd 1.6 with HTTP on 127.0.0.1:port and its RPC
-    (``bind-address``, used by backup/restore) on a second free port."""
-    return _on_free_port(port, "tcp", lambda p: _start_influxdb(run_dir, p))
+    (``bind-address``, used by backup/restore) on a second free port. ``auth`` turns on
+    ``auth-enabled`` (``cls`` then says how to query it), ``http_log`` its request and query
+    logs; ``data`` adds settings to its ``[data]`` section, as TOML values."""
+    return _on_free_port(port, "tcp", lambda p: _start_influxdb(run_dir, p, auth=auth, http_log=http_log,
+                                                                data=data or {}, cls=cls))  # fmt: skip
 
 
-def _start_influxdb(run_dir: Path, port: int) -> InfluxService:
+def _start_influxdb(run_dir: Path, port: int, *, auth: bool, http_log: bool, data: Mapping[str, str],
+                    cls: type[InfluxService]) -> InfluxService:  # fmt: skip
+    extra = "".join(f"  {k} = {v}\n" for k, v in data.items())
     rpc_port = free_port("tcp", avoid={port})
     sdir = _service_dir(run_dir, "influxdb", port)
     conf = sdir / "influxdb.conf"
@@ -586,26 +594,101 @@ bind-address = "{LOOPBACK}:{rpc_port}"
 [data]
   dir = "{sdir / "data"}"
   wal-dir = "{sdir / "wal"}"
-  query-log-enabled = false
-
+  query-log-enabled = {str(http_log).lower()}
+{extra}
 [monitor]
   store-enabled = false
 
 [http]
   bind-address = "{LOOPBACK}:{port}"
-  log-enabled = false
+  auth-enabled = {str(auth).lower()}
+  log-enabled = {str(http_log).lower()}
 """
     )
-    service = InfluxService(
+    service = cls(
         name="influxdb",
         argv=[find_binary("influxd"), "-config", str(conf)],
         host=LOOPBACK,
         port=port,
         run_dir=sdir,
         log_path=sdir / "influxdb.log",
-        ready=_influx_ready,
+        ready=_ping_204,
         rpc_port=rpc_port,
     )
+    service.start()
+    return service
+
+
+# --------------------------------------------------------------------------- VictoriaMetrics
+
+
+@dataclass
+class VictoriaService(Service):
+    """Debian's victoria-metrics: a real server for the influx api v2 writer and a sink that is
+    not the bottleneck for the collector's benchmarks. It takes ``/api/v2/write`` (org and
+    bucket ignored) and line protocol on ``/write``, keeps each field as a
+    ``{measurement}_{field}`` metric with the tags as labels (strings become 0), and gives it
+    back after a flush. Its ``/query`` is not InfluxQL (a SHOW DATABASES stub).
+    ``stop()`` then ``start()`` brings it back with its data."""
+
+    FLUSH_SETTLE = 1.5  # after /internal/force_flush, until reads see the points
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def flush(self) -> None:
+        """Make everything written so far readable (about FLUSH_SETTLE s later)."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=30) as resp:
+            resp.read()
+        time.sleep(self.FLUSH_SETTLE)
+
+    def export(self, match: str, *, flush: bool = True) -> list[dict[str, Any]]:
+        """Every series matching the selector ``match`` (``{__name__=~"m_.*"}``), as
+        ``{"metric": {labels}, "values": [...], "timestamps": [ms...]}``."""
+        if flush:
+            self.flush()
+        q = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}", timeout=30) as resp:
+            body = resp.read().decode()
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def samples(self, match: str, *, flush: bool = True) -> dict[tuple[tuple[str, str], ...], dict[int, float]]:
+        """``export`` as {sorted labels (with __name__): {timestamp ms: value}}."""
+        out: dict[tuple[tuple[str, str], ...], dict[int, float]] = {}
+        for series in self.export(match, flush=flush):
+            key = tuple(sorted(series["metric"].items()))
+            out.setdefault(key, {}).update(zip(series["timestamps"], series["values"], strict=True))
+        return out
+
+    def count(self, metric: str) -> int:
+        """Samples of ``metric`` in the last day (after a flush)."""
+        self.flush()
+        q = urllib.parse.urlencode({"query": f"sum(count_over_time({metric}[1d]))"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=30) as resp:
+            result = json.load(resp)["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+
+
+def start_victoria(run_dir: Path, *, port: int | None = None) -> VictoriaService:
+    """victoria-metrics on 127.0.0.1:port (a free one by default), its data under ``run_dir``,
+    one day's retention."""
+    return _on_free_port(port, "tcp", lambda p: _start_victoria(run_dir, p))
+
+
+def _start_victoria(run_dir: Path, port: int) -> VictoriaService:
+    sdir = _service_dir(run_dir, "victoria", port)
+    service = VictoriaService(
+        name="victoria-metrics",
+        argv=[find_binary("victoria-metrics"), f"-storageDataPath={sdir / 'data'}",
+              f"-httpListenAddr={LOOPBACK}:{port}", "-retentionPeriod=1d", "-search.latencyOffset=0s",
+              "-loggerLevel=ERROR"],
+        host=LOOPBACK,
+        port=port,
+        run_dir=sdir,
+        log_path=sdir / "victoria.log",
+        ready=_ping_204,
+    )  # fmt: skip
     service.start()
     return service
 

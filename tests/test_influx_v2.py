@@ -1,5 +1,5 @@
 """``influx.api: v2``: the influxdb-client writer (collector/influx_v2.py) against a real server
-that speaks ``/api/v2/write`` (Debian's victoria-metrics, tests/victoria.py), and against a
+that speaks ``/api/v2/write`` (Debian's victoria-metrics, simulators/lab.py), and against a
 small local server (FakeV2) for the answers VictoriaMetrics never gives: a refused token
 (401), a refused line (400), 429 with Retry-After, 503 and a timeout. The Store (spool,
 retries, refused chunks written line by line) runs on it as it does on the v1 writer, and so
@@ -31,7 +31,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.pipeline import Collector
 from tests.receivers import self_signed_cert
 from tests.util import wait_for
-from tests.victoria import VictoriaService, start_victoria
 from wardwatch import wire
 from wardwatch.collector import seqlog
 from wardwatch.collector.config import InfluxSection
@@ -40,7 +39,7 @@ from wardwatch.collector.influx_v2 import InfluxV2Writer
 from wardwatch.collector.ledger import Counters, DeadLetter
 from wardwatch.collector.spool import Spool
 from wardwatch.collector.store import Store
-from wardwatch.simulators.lab import InfluxService, Service, free_port
+from wardwatch.simulators.lab import InfluxService, Service, VictoriaService, free_port, start_victoria
 
 pytestmark = pytest.mark.services
 

@@ -51,10 +51,9 @@ from tests.util import wait_for, write_yaml
 from wardwatch.simulators.lab import (
     InfluxService,
     ServiceError,
-    _influx_ready,
     find_binary,
-    free_port,
     script,
+    start_influxdb,
     start_mosquitto,
     start_snmpd,
 )
@@ -187,30 +186,8 @@ class AuthInflux(InfluxService):
 
 
 def start_influx_with_auth(run_dir: Path) -> AuthInflux:
-    port = free_port()
-    rpc_port = free_port(avoid={port})
-    sdir = run_dir / "influxdb"
-    sdir.mkdir(parents=True)
-    conf = sdir / "influxdb.conf"
-    conf.write_text(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{sdir / "meta"}"
-[data]
-  dir = "{sdir / "data"}"
-  wal-dir = "{sdir / "wal"}"
-  query-log-enabled = true
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{port}"
-  auth-enabled = true
-  log-enabled = true
-""")
-    service = AuthInflux(name="influxdb-auth", argv=[find_binary("influxd"), "-config", str(conf)], host="127.0.0.1",
-                         port=port, run_dir=sdir, log_path=sdir / "influxdb.log", ready=_influx_ready,
-                         rpc_port=rpc_port)  # fmt: skip
-    service.start()
+    service = start_influxdb(run_dir, auth=True, http_log=True, cls=AuthInflux)
+    assert isinstance(service, AuthInflux)
     # The first user may be made without credentials; after it, nothing answers without them.
     user = urllib.parse.urlencode({"q": f"CREATE USER {service.user} WITH PASSWORD "
                                         f"'{SECRETS['influx']}' WITH ALL PRIVILEGES"})  # fmt: skip
