@@ -152,7 +152,7 @@ def test_collector_config_show(tmp_path: Path, capsys: pytest.CaptureFixture[str
      "alerts.channels.z.base_url: credentials in the URL are not allowed"),
     ({"alerts": {"channels": {"m": {"type": "email", "host": "u:pw-in-url@smtp.example", "from": "a@b.c",
                                     "to": ["d@e.f"]}}}},
-     "alerts.channels.m.host: a host name or address only; the login goes in username and password"),
+     "alerts.channels.m.host: credentials in the host are not allowed; use the channel's username and password"),
 ])  # fmt: skip
 def test_credentials_inside_urls_are_refused_with_a_pointer(tmp_path: Path, section: dict[str, object],
                                                             error: str) -> None:
@@ -166,7 +166,7 @@ def test_credentials_inside_urls_are_refused_with_a_pointer(tmp_path: Path, sect
 
 @pytest.mark.parametrize(("over", "error"), [
     ({"devices": [{"id": "sw", "kind": "switch", "host": "admin:pw-in-url@10.0.0.2", "auth": "v3"}]},
-     "devices[0].host: an address or host name only; credentials go in an auth profile"),
+     "devices[0].host: credentials in the host are not allowed; put them in an auth profile"),
     ({"auth": {"v3": {"snmp": {"version": 3, "user": "mon", "auth_protocol": "SHA", "auth_key": "pw-in-u"}}}},
      "auth.v3.snmp: SNMPv3 keys must be at least 8 characters"),
     ({"auth": {"v2": {"snmp": {"version": "2c", "community": ["pw-in-url"]}}}},

@@ -226,6 +226,16 @@ def refuse_credentials(url: str, pointer: str) -> None:
         raise ValueError(f"credentials in the URL are not allowed; {pointer}")
 
 
+def bare_host(host: str, login: str) -> str:
+    """``host`` when it is a host name or address only (a validator's ValueError else);
+    ``login`` says where the credentials go. The message never repeats the value."""
+    if "@" in host:
+        raise ValueError(f"credentials in the host are not allowed; {login}")
+    if "://" in host or "/" in host:
+        raise ValueError("a host name or address only, not a URL")
+    return host
+
+
 def show(cfg: BaseModel, sources: dict[tuple[int | str, ...], str] | None = None) -> str:
     """The effective config (defaults filled in) as YAML, every secret ``***`` with where
     it came from: ``*** (from password_file)``, ``*** (from ${VAR})`` or
@@ -284,13 +294,7 @@ class MqttSection(Strict):
     @field_validator("host")
     @classmethod
     def _bare_host(cls, value: str) -> str:
-        if "@" in value:
-            raise ValueError(
-                "credentials in the host are not allowed; use mqtt.username and mqtt.password (or password_file)"
-            )
-        if "://" in value or "/" in value:
-            raise ValueError("a host name or address only, not a URL (the port goes in mqtt.port)")
-        return value
+        return bare_host(value, "use mqtt.username and mqtt.password (or password_file)")
 
     @field_validator("tls")
     @classmethod

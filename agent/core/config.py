@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from wardwatch.config import Duration, MqttSection, Strict, load
+from wardwatch.config import Duration, MqttSection, Strict, bare_host, load
 from wardwatch.wire import NAME_PATTERN as _NAME
 
 
@@ -153,9 +153,7 @@ class DeviceConfig(Strict):
     @field_validator("host")
     @classmethod
     def _bare_host(cls, value: str) -> str:
-        if "@" in value or "://" in value:
-            raise ValueError("an address or host name only; credentials go in an auth profile (auth:)")
-        return value
+        return bare_host(value, "put them in an auth profile (auth:)")
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> DeviceConfig:

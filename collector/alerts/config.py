@@ -17,7 +17,7 @@ from dateutil.rrule import rrule, rruleset, rrulestr
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from wardwatch import wire
-from wardwatch.config import Duration, Strict, refuse_credentials
+from wardwatch.config import Duration, Strict, bare_host, refuse_credentials
 
 _CHANNEL = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _URL = r"^https?://[^/\s?#@]+(/[^\s?#]*)?$"  # no user:pass@: credentials have their own keys
@@ -184,9 +184,7 @@ class EmailChannel(_Channel):
     @field_validator("host")
     @classmethod
     def _bare_host(cls, value: str) -> str:
-        if "@" in value or "://" in value:
-            raise ValueError("a host name or address only; the login goes in username and password (or password_file)")
-        return value
+        return bare_host(value, "use the channel's username and password (or password_file)")
 
     @model_validator(mode="after")
     def _pairs(self) -> EmailChannel:
