@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from aiohttp import web
 
-from wardwatch import wire
+from wardwatch import redact, wire
 from wardwatch.collector import lineproto, presence, seqlog
 from wardwatch.collector.config import CollectorConfig
 from wardwatch.collector.http import start_http
@@ -323,7 +323,8 @@ class Collector:
         msg = entry.msg
         try:
             await asyncio.to_thread(
-                self.dead_letter.append, topic=msg.topic, reason=reason, payload=msg.payload, now=time.time()
+                self.dead_letter.append, topic=msg.topic, reason=redact.redact(reason), payload=msg.payload,
+                now=time.time()
             )
         except OSError as exc:
             # Not acked, so not lost: the broker redelivers it after a reconnect.
