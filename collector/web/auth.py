@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -132,38 +131,12 @@ AUTHED: Final = web.RequestKey("ww_authed", bool)
 
 # Pages --------------------------------------------------------------------------
 
-_MESSAGES: Final = {
-    "wrong": ("Mã truy cập không đúng.", "Wrong access token."),
-    "limited": ("Quá nhiều lần thử sai. Hãy đợi một phút.", "Too many failed attempts. Wait a minute."),
-}
-_STYLE: Final = (
-    "body{font-family:'Noto Sans','DejaVu Sans',system-ui,sans-serif;max-width:26rem;margin:4rem auto;"
-    "padding:0 1rem;line-height:1.5;color:#222}h1{font-size:1.3rem}.en{color:#555}"
-    "input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin:.2rem 0 .8rem}"
-    "button{font:inherit;padding:.5rem 1.2rem}.err{color:#a31515}"
-)
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
-
 
 def safe_next(value: str) -> str:
     """Where to go after logging in: a path on this site only (no ``//host``, no scheme)."""
     if not value.startswith("/") or value.startswith("//") or "\\" in value or any(ord(c) < 32 for c in value):
         return "/"
     return value[:2000]
-
-
-def _pages_login() -> Any | None:
-    """pages.render_login, when the pages are installed; None: the built-in form below."""
-    try:
-        from wardwatch.collector.web import pages
-    except ImportError:
-        return None
-    return getattr(pages, "render_login", None)
 
 
 def csrf_token(request: web.Request) -> str:
@@ -176,33 +149,14 @@ _PAGE_ERRORS: Final = {"wrong": "bad_token", "limited": "rate_limited"}
 
 
 def login_page(request: web.Request, *, next_path: str, error: str = "", status: int = 200) -> web.Response:
-    headers = dict(HEADERS)
+    """The styled, translated form (pages.py, templates/login.html); the security headers
+    come from the middleware (collector/http.py), as on every response."""
+    from wardwatch.collector.web import pages  # here: the pages call back into this module
+
+    response = pages.render_login(request, next=next_path, error=_PAGE_ERRORS.get(error, ""), status=status)
     if status == 429:
-        headers["Retry-After"] = str(int(FAIL_WINDOW_S))
-    render = _pages_login()
-    if render is not None:  # the pages' styled, translated form (pages.py, templates/login.html)
-        response: web.Response = render(request, next=next_path, error=_PAGE_ERRORS.get(error, ""), status=status)
-        response.headers.update(headers)
-        return response
-    e = html.escape
-    msg = ""
-    if error in _MESSAGES:
-        vi, en = _MESSAGES[error]
-        msg = f'<p class="err" role="alert">{e(vi)} <span class="en" lang="en">/ {e(en)}</span></p>'
-    text = (
-        '<!doctype html>\n<html lang="vi"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>Đăng nhập / Log in · wardwatch</title><style>{_STYLE}</style></head><body>"
-        '<h1>Đăng nhập <span class="en" lang="en">/ Log in</span></h1>'
-        f"{msg}"
-        '<form method="post" action="/login">'
-        '<label for="token">Mã truy cập <span class="en" lang="en">/ Access token</span></label>'
-        '<input id="token" name="token" type="password" required autocomplete="current-password" autofocus>'
-        f'<input type="hidden" name="next" value="{e(next_path, quote=True)}">'
-        '<button type="submit">Đăng nhập <span class="en" lang="en">/ Log in</span></button>'
-        "</form></body></html>\n"
-    )
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)
+        response.headers["Retry-After"] = str(int(FAIL_WINDOW_S))
+    return response
 
 
 def client_of(request: web.Request) -> str:
@@ -232,7 +186,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         log.warning("web: failed login from %s", client)
         return login_page(request, next_path=next_path, error="wrong", status=401)
     value, _sid = auth.new_session()
-    response = web.HTTPSeeOther(next_path, headers=HEADERS)
+    response = web.HTTPSeeOther(next_path)
     response.set_cookie(COOKIE, value, max_age=SESSION_S, path="/", httponly=True, samesite="Strict",
                         secure=request.secure)
     log.info("web: login from %s", client)
@@ -244,7 +198,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     value = request.cookies.get(COOKIE)
     if value:
         auth.revoke(value)
-    response = web.HTTPSeeOther("/login", headers=HEADERS)
+    response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
     raise response
 
