@@ -34,33 +34,9 @@ from wardwatch.simulators.fleet import WARDS, camera_count, write_fleet
 from wardwatch.simulators.lab import SnmpsimAgent, start_snmpsim
 
 
-async def poll_ward(path: Path) -> dict[str, collections.Counter[str]]:
-    cfg = load_config(path)
-    ctx = Context(cfg=cfg, pinger=Pinger(), ports=PortStates())
-    out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    async with open_pollers(cfg, ctx) as pollers:
-        for n in range(2):
-            first = [d for d in cfg.devices if d.feed is None]
-            fed = [d for d in cfg.devices if d.feed is not None]
-            results = [*await _poll_all(first, pollers, ctx), *await _poll_all(fed, pollers, ctx)]
-            if n == 0:
-                await asyncio.sleep(2)
-                continue
-            for r in results:
-                c = out[r.device.kind]
-                c["devices"] += 1
-                c["ok"] += r.answered
-                c["readings"] += len(r.readings)
-                c["values"] += sum(len(x.fields) for x in r.readings)
-                c["series"] += len({(x.measurement, x.device, tuple(sorted(x.tags.items()))) for x in r.readings})
-                c["field_series"] += len({(x.measurement, x.device, tuple(sorted(x.tags.items())), f)
-                                          for x in r.readings for f in x.fields})
-                for x in r.readings:
-                    c[f"values:{x.measurement}"] += len(x.fields)
-    return out
-
-
-async def _second_poll(path: Path) -> list[Any]:
+async def _second_poll_results(path: Path) -> list[Any]:
+    """Every device of the ward's agent config polled twice (the switches first, then what
+    they feed), 2 s apart so that counters give rates: the second poll's results."""
     cfg = load_config(path)
     ctx = Context(cfg=cfg, pinger=Pinger(), ports=PortStates())
     async with open_pollers(cfg, ctx) as pollers:
@@ -71,7 +47,27 @@ async def _second_poll(path: Path) -> list[Any]:
             results = [*await _poll_all(first, pollers, ctx), *await _poll_all(fed, pollers, ctx)]
             if n == 0:
                 await asyncio.sleep(2)
-    return [reading for r in results for reading in r.readings]
+    return results
+
+
+async def poll_ward(path: Path) -> dict[str, collections.Counter[str]]:
+    out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for r in await _second_poll_results(path):
+        c = out[r.device.kind]
+        c["devices"] += 1
+        c["ok"] += r.answered
+        c["readings"] += len(r.readings)
+        c["values"] += sum(len(x.fields) for x in r.readings)
+        c["series"] += len({(x.measurement, x.device, tuple(sorted(x.tags.items()))) for x in r.readings})
+        c["field_series"] += len({(x.measurement, x.device, tuple(sorted(x.tags.items())), f)
+                                  for x in r.readings for f in x.fields})
+        for x in r.readings:
+            c[f"values:{x.measurement}"] += len(x.fields)
+    return out
+
+
+async def _second_poll(path: Path) -> list[Any]:
+    return [reading for r in await _second_poll_results(path) for reading in r.readings]
 
 
 def ward_readings(ward: str) -> list[Any]:
