@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Final
 
+from wardwatch import redact
 from wardwatch.aio import first_of
 from wardwatch.collector import seqlog
 from wardwatch.collector.influx import InfluxRejected, InfluxUnavailable, InfluxV1Writer
@@ -194,7 +195,7 @@ class Store:
                 await asyncio.to_thread(
                     self.dead_letter.append,
                     topic="spool",
-                    reason=f"rejected by InfluxDB: {exc}",
+                    reason=redact.redact(f"rejected by InfluxDB: {exc}"),
                     payload=line,
                     now=time.time(),
                 )
