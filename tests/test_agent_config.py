@@ -85,6 +85,28 @@ def test_missing_env_secret_is_named_not_blank(tmp_path: Path, monkeypatch: pyte
         load_config(write(tmp_path, GOOD))
 
 
+def test_a_default_path_stands_in_for_an_unset_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Units give $CREDENTIALS_DIRECTORY (systemd's LoadCredential=); the same config run by hand
+    (``wardwatch-agent check``) reads the file from the default directory (docs/deploy.md)."""
+    monkeypatch.setenv("V3_AUTH", "authpass123")
+    unit_dir, hand_dir = tmp_path / "creds", tmp_path / "etc"
+    for d, secret in ((unit_dir, "from-the-unit"), (hand_dir, "from-the-etc")):
+        d.mkdir()
+        (d / "mqtt-password").write_text(secret + "\n")
+    cfg = mutate("mqtt.password_file", f"${{CREDENTIALS_DIRECTORY:-{hand_dir}}}/mqtt-password")
+    cfg["outbox"]["path"] = "${STATE_DIRECTORY:-/var/lib/wardwatch}/outbox.db"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    by_hand = load_config(write(tmp_path, cfg))
+    assert by_hand.mqtt.password is not None and by_hand.mqtt.password.get_secret_value() == "from-the-etc"
+    assert str(by_hand.outbox.path) == "/var/lib/wardwatch/outbox.db"
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(unit_dir))
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    unit = load_config(write(tmp_path, cfg))
+    assert unit.mqtt.password is not None and unit.mqtt.password.get_secret_value() == "from-the-unit"
+    assert unit.outbox.path == tmp_path / "state" / "outbox.db"
+
+
 @pytest.mark.parametrize(("cfg", "key"), [
     (mutate("agent.colour", "red"), "agent.colour"),
     (mutate("mqtt.port", [1]), "mqtt.port"),

@@ -35,7 +35,9 @@ from pydantic import (
     field_validator,
 )
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${VAR}, or ${VAR:-default} when VAR is unset or empty (as the shell has it): systemd units
+# give $CREDENTIALS_DIRECTORY, and the same file read by hand falls back to the default path.
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
@@ -193,15 +195,17 @@ def _expand(node: Any, loc: tuple[int | str, ...], *, base: Path, secrets: froze
     if isinstance(node, list):
         return [_expand(v, (*loc, i), base=base, secrets=secrets, sources=sources) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
-        names = _ENV.findall(node)
+        names = [m.group(1) for m in _ENV.finditer(node)]
         if names:
             sources[loc] = ", ".join(f"${{{n}}}" for n in names)
-        return _ENV.sub(lambda m: _env(m.group(1), loc), node)
+        return _ENV.sub(lambda m: _env(m.group(1), loc, m.group(2)), node)
     return node
 
 
-def _env(name: str, loc: tuple[int | str, ...]) -> str:
+def _env(name: str, loc: tuple[int | str, ...], default: str | None = None) -> str:
     value = os.environ.get(name)
+    if default is not None and not value:
+        return default
     if value is None:
         raise ConfigError(f"{format_loc(loc)}: environment variable {name} is not set")
     return value
