@@ -85,3 +85,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         || { echo "install-deps: the venv is incomplete" >&2; exit 1; }
     touch "$stamp"
 fi
+
+# The packaging tests (tests/test_wheel.py) install wardwatch from wheels into fresh venvs with
+# no network (pip --no-index, in a network namespace): they need every third-party wheel of
+# the agent and the collector at hand. scripts/wheelhouse.sh fetches them here, once per
+# pyproject.toml, and builds wardwatch's wheel and sdist on the way.
+house="$VENV/wheelhouse"
+if [ ! -f "$house/.stamp" ] || [ pyproject.toml -nt "$house/.stamp" ]; then
+    echo "install-deps: writing the agent and collector wheelhouse into $house"
+    rm -rf "$house"
+    PYTHON="$VENV/bin/python" bash scripts/wheelhouse.sh -o "$house" --extras agent,collector >/dev/null \
+        || { echo "install-deps: scripts/wheelhouse.sh failed" >&2; exit 1; }
+    touch "$house/.stamp"
+fi
