@@ -13,6 +13,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+
 command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
 command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
 command -v snmpget >/dev/null 2>&1 || need_pkgs+=(snmp)
+# The deployment tests verify the units of deploy/systemd/ with systemd-analyze (tests/test_deploy*.py);
+# on a machine where systemd is not PID 1 it still verifies.
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 # The WS-Discovery tests make their own network namespaces with `ip netns`.
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 # The HTML report's browser test (tests/test_report_html.py) drives Debian's chromium
