@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
-from wardwatch import redact
+from wardwatch import logs, redact
 from wardwatch.collector import app
 from wardwatch.collector.config import CollectorConfig, default_client_id, load_config
 from wardwatch.collector.influx import InfluxError
@@ -39,8 +38,7 @@ from wardwatch.config import ConfigError
 from wardwatch.config import show as show_config
 
 PROG = "wardwatch-collector"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_LEVELS = logs.LEVELS
 DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"
 REPORT_KINDS: Final = ("uptime", "coverage", "capacity")
 # Each report's options (the names its builder reads) and their defaults.
@@ -62,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         default=argparse.SUPPRESS,
         help="log threshold (default INFO)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=argparse.SUPPRESS,
+        help="text, journal (no time, syslog priority; auto under systemd) or json (one object a line, for log "
+        "shippers); default auto",
     )
     parser = argparse.ArgumentParser(prog=PROG, parents=[common], description="The wardwatch collector.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('wardwatch')}")
@@ -139,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"), format=LOG_FORMAT, stream=sys.stderr)
+    logs.setup(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "auto"))
     redact.install_log_filter()
     if args.command == "config":
         return _config(args)
@@ -185,6 +190,7 @@ def _run(config_path: Path, *, alone: bool = False) -> int:
         return 2
     redact.register_config(cfg)  # from here on no log line or error shows a secret of it
     client_id = cfg.mqtt.client_id or default_client_id(config_path)
+    logs.tag(collector=client_id)
     try:
         if alone:
             from wardwatch.collector.alerts.service import run_alone

@@ -18,7 +18,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from wardwatch import redact
+from wardwatch import logs, redact
 from wardwatch.agent.core import check as check_cmd
 from wardwatch.agent.core import discover
 from wardwatch.agent.core.app import PROFILE_PATH_ENV, Agent
@@ -29,13 +29,15 @@ from wardwatch.config import ConfigError
 from wardwatch.config import show as show_config
 
 PROG = "wardwatch-agent"
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description="wardwatch agent: polls a ward's devices")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('wardwatch')}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="INFO", choices=logs.LEVELS)
+    parser.add_argument("--log-format", default="auto", choices=logs.FORMATS,
+                        help="text, journal (no time, syslog priority; auto under systemd) or json (one object "
+                        "a line, for log shippers); default auto")
     sub = parser.add_subparsers(dest="command", required=True)
     commands = (("run", "run the agent"), ("check", "poll every device once and print a table"),
                 ("discover", "sweep CIDRs for SNMP devices and/or find ONVIF cameras; write device entries (YAML)"),
@@ -43,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in commands:
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", required=True, type=Path, help="agent config (YAML)")
-        p.add_argument("--log-level", default=argparse.SUPPRESS,
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        p.add_argument("--log-level", default=argparse.SUPPRESS, choices=logs.LEVELS)
+        p.add_argument("--log-format", default=argparse.SUPPRESS, choices=logs.FORMATS)
         p.add_argument("--profiles", action="append", type=Path, default=[], metavar="DIR",
                        help=f"extra vendor profile directory (repeatable; also ${PROFILE_PATH_ENV})")
         if name == "config":
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--retries", type=int, default=0, help="retries after a timeout (default 0)")
             p.add_argument("-o", "--output", default="-", help="YAML file to write, or - for stdout (default)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
+    logs.setup(args.log_level, args.log_format)
     logging.getLogger("pysnmp").setLevel(logging.WARNING)
     redact.install_log_filter()
 
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return 2
     redact.register_config(cfg)  # from here on no log line, table or error shows a secret of it
+    logs.tag(agent=cfg.agent.id, ward=cfg.agent.ward)
     os.environ[PROFILE_PATH_ENV] = ":".join(str(d) for d in dirs)  # the SNMP poller reads it
     if args.command == "config":
         print(show_config(cfg, sources) if args.show else f"{args.config}: valid", end="" if args.show else "\n")
