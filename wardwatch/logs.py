@@ -11,8 +11,8 @@
 ``auto`` (the default) is ``journal`` when stderr is journald's stream (systemd sets
 ``$JOURNAL_STREAM`` to its device and inode) and ``text`` otherwise.
 
-A line about a device starts ``device <id>`` (``agent <id>`` about the agent), the convention
-every module keeps; the JSON form lifts that id into its own field. A message or traceback
+A line about a device starts ``device <id>`` or ``camera <id>`` (``agent <id>`` about an
+agent), the convention every module keeps; the JSON form lifts that id into its own field. A message or traceback
 with line breaks stays one line: they are written as ``\\n``.
 
 Secrets: the handler carries :mod:`wardwatch.redact`'s filter (installed by the commands after
@@ -37,7 +37,8 @@ TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JOURNAL_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
 # syslog(3) priorities, as journald reads them from a "<N>" prefix
 PRIORITY: Final = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-_SUBJECTS: Final = ("device", "agent")
+# a line's first word -> the JSON field its id goes in (a camera is a device)
+_SUBJECTS: Final = {"device": "device", "camera": "device", "agent": "agent"}
 _encoder = msgspec.json.Encoder()
 
 
@@ -60,15 +61,16 @@ def one_line(text: str) -> str:
 
 
 def subject(record: logging.LogRecord) -> tuple[str, str] | None:
-    """("device", id) for a line that starts ``device <id>``, ("agent", id) likewise."""
+    """("device", id) for a line that starts ``device <id>`` or ``camera <id>``, ("agent", id)
+    for ``agent <id>``."""
     msg = record.msg if isinstance(record.msg, str) else ""
-    for kind in _SUBJECTS:
-        if msg.startswith(kind + " %s") and isinstance(record.args, tuple) and record.args:
-            return kind, str(record.args[0])
-        if msg.startswith(kind + " ") and not record.args:  # already merged (e.g. by the redaction filter)
-            word = msg[len(kind) + 1:].split(" ", 1)[0].rstrip(":,")
-            if word:
-                return kind, word
+    for word, field in _SUBJECTS.items():
+        if msg.startswith(word + " %s") and isinstance(record.args, tuple) and record.args:
+            return field, str(record.args[0])
+        if msg.startswith(word + " ") and not record.args:  # already merged (e.g. by the redaction filter)
+            value = msg[len(word) + 1:].split(" ", 1)[0].rstrip(":,")
+            if value:
+                return field, value
     return None
 
 
@@ -103,7 +105,7 @@ class JsonFormatter(logging.Formatter):
         ts = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
         out: dict[str, Any] = {"ts": ts.replace("+00:00", "Z"), "level": record.levelname, "logger": record.name,
                                "msg": record.getMessage()}
-        for kind in _SUBJECTS:
+        for kind in ("device", "agent"):
             value = getattr(record, "ww_" + kind, None)
             if value is not None:
                 out[kind] = redact.redact(value)
