@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 4
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
-.PHONY: deps demo test lint bench clean
+.PHONY: deps demo test lint bench clean dist wheelhouse
 
 deps:
 	@bash scripts/install-deps.sh
@@ -33,5 +33,17 @@ bench:
 	$(PY) bench/camera_poll.py --cameras 200 --interval 60 --duration 150 --runs 3
 	$(PY) bench/report_capacity.py --days 30 --runs 3
 
+# The wheel and sdist (dist/), and a folder of every wheel a box needs for an install with no
+# network (docs/deploy.md): make wheelhouse EXTRAS=agent [PLATFORM=manylinux_2_36_aarch64 PYVER=3.11]
+EXTRAS ?= agent
+dist: deps
+	$(PY) -m build --outdir dist .
+
+wheelhouse: deps
+	PYTHON=$(PY) bash scripts/wheelhouse.sh -o dist/wheelhouse-$(subst $(comma),-,$(EXTRAS))$(if $(PLATFORM),-$(PLATFORM)) \
+	    --extras $(EXTRAS) $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(PYVER),--python $(PYVER))
+
+comma := ,
+
 clean:
-	rm -rf run .pytest_cache
+	rm -rf run .pytest_cache dist
