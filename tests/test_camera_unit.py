@@ -303,17 +303,33 @@ def test_odd_event_messages_are_read_cleaned_and_capped(msg: object) -> None:
     assert isinstance(ev.operation, str) and isinstance(ev.utc_time, str)
 
 
-def test_zeep_settings_refuse_entities_and_dtds() -> None:
-    from zeep.exceptions import DTDForbidden, EntitiesForbidden
-    from zeep.loader import parse_xml
+def test_soap_answers_with_a_dtd_are_refused_and_never_expanded() -> None:
+    """The poll's and discover's SOAP path (agent/camera/soap.py): a billion-laughs answer is
+    refused unparsed; in UTF-16, where no ``<!DOCTYPE`` bytes show, lxml reads it without
+    expanding an entity (10^9 "lol"s would be 3 GB and minutes)."""
+    import time
 
-    from wardwatch.agent.camera.onvif import _lib
-    from wardwatch.simulators.camera.garbage import billion_laughs
+    from wardwatch.agent.camera.onvif import BadXml, _text
+    from wardwatch.agent.camera.soap import Node, parse_answer
+    from wardwatch.simulators.camera import soap
+    from wardwatch.simulators.camera.garbage import billion_laughs, laughs_document
 
-    settings = _lib().onvif.settings.DEFAULT_SETTINGS
-    assert (settings.xml_huge_tree, settings.forbid_dtd, settings.forbid_entities) == (False, True, True)
-    with pytest.raises((DTDForbidden, EntitiesForbidden)):
-        parse_xml(billion_laughs("<tds:GetSystemDateAndTimeResponse/>"), None, settings=settings)
+    info = ("<tds:GetDeviceInformationResponse><tds:Manufacturer>HIK&lol9;</tds:Manufacturer>"
+            "<tds:Model>M</tds:Model></tds:GetDeviceInformationResponse>")
+    with pytest.raises(BadXml, match="DTD, entities or external references"):
+        parse_answer(200, billion_laughs(info), "GetDeviceInformation")
+    utf16 = laughs_document(soap.envelope(info.replace("&lol9;", "")), root="env:Envelope", utf16=True)
+    doc = utf16.decode("utf-16").replace("HIK", "HIK&lol9;", 1).encode("utf-16")
+    assert b"<!DOCTYPE" not in doc and doc.count("&lol9;".encode("utf-16-le")) == 2
+    started = time.monotonic()
+    try:
+        answer = parse_answer(200, doc, "GetDeviceInformation")
+    except BadXml:
+        return  # refused: as good
+    assert time.monotonic() - started < 1.0
+    texts = list(answer.itertext())
+    assert sum(len(t) for t in texts) < 1000 and not any("lol" in t for t in texts)
+    assert _text(Node(answer), "Manufacturer") == "HIK"
 
 
 @pytest.mark.parametrize(("size", "declared", "reason"), [

@@ -1,18 +1,25 @@
 """``wardwatch-agent discover --onvif`` finds the simulated cameras by WS-Discovery and writes
 entries the agent accepts as they are.
 
-Everything runs inside a network namespace the test creates (loopback with multicast on, a
-route for 224.0.0.0/4 on lo): the simulator, the garbage sender, discover and check. No real
-interface sees a multicast packet. Processes are stopped by their PID.
+The end-to-end tests run inside a network namespace the test creates (loopback with
+multicast on, a route for 224.0.0.0/4 on lo): the simulator, the garbage sender, discover and
+check. No real interface sees a multicast packet. Processes are stopped by their PID.
+
+GetDeviceInformation with each ``--auth`` profile in turn (agent/camera/discover.py's
+``device_info``, over the poll's SOAP client) is tested in-process against the ONVIF camera
+simulator on loopback sockets: the wrong password then the right one, cameras that answer
+garbage or a billion-laughs document, a slow camera and a silent one, each bounded in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,10 @@ import pytest
 import yaml
 
 from tests.util import BIN, write_yaml
-from wardwatch.agent.core.config import load_config
+from wardwatch.agent.camera.discover import device_info
+from wardwatch.agent.camera.http import HttpClient
+from wardwatch.agent.core.config import AgentConfig, load_config
+from wardwatch.simulators.camera import CameraFleet
 
 PASSWORD = "Cam12345"
 
@@ -145,9 +155,10 @@ def test_finds_every_camera_once_and_check_accepts_the_entries(tmp_path: Path, n
     load_config(write_yaml(tmp_path / "full.yaml", full))
     check = subprocess.run(["ip", "netns", "exec", netns, str(BIN / "wardwatch-agent"), "check", "-c",
                             str(tmp_path / "full.yaml")], capture_output=True, text=True, timeout=120)
-    assert check.returncode == 0, check.stdout + check.stderr
+    # Every entry polls (the setup steps, the broker's among them, are not discover's business).
+    assert f"{len(found)} of {len(found)} devices answered" in check.stdout, check.stdout + check.stderr
     for dev in found:
-        assert dev["id"] in check.stdout
+        assert re.search(rf"^{re.escape(dev['id'])} +camera .* onvif +up ", check.stdout, re.M), check.stdout
 
 
 def test_garbage_and_hostile_answers_do_not_break_discovery(tmp_path: Path, netns: str,
@@ -196,3 +207,93 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr, (args, proc.stderr)
+
+
+# GetDeviceInformation, profile by profile (in-process, loopback) ----------------------------
+
+ROLES: dict[str, dict[str, Any]] = {"ok": {}, "bad_xml": {"bad_xml": True}, "laughs": {"billion_laughs": True},
+                                    "garbage": {"soap_garbage": True}, "slow": {"slow": 3.0},
+                                    "auth_fail": {"auth_fail": True}}
+
+
+@pytest.fixture
+async def fleet() -> AsyncIterator[dict[str, int]]:
+    """role -> the ONVIF port of a simulated Hikvision camera with that role's faults."""
+    faults = {f"cam-{i + 1:03d}": knobs for i, knobs in enumerate(ROLES.values()) if knobs}
+    async with CameraFleet(count=len(ROLES), brand="hikvision", password=PASSWORD, faults=faults) as f:
+        yield {role: cam["onvif_port"] for role, cam in zip(ROLES, f.listing(), strict=True)}
+
+
+def _cfg(tmp_path: Path) -> AgentConfig:
+    return load_config(agent_config(tmp_path))
+
+
+async def test_the_wrong_password_moves_on_to_the_next_profile(tmp_path: Path, fleet: dict[str, int]) -> None:
+    cfg = _cfg(tmp_path)
+    http = HttpClient()
+    try:
+        auth, info, err = await device_info("127.0.0.1", fleet["ok"], cfg=cfg, auths=["old-pass", "cam-admin"],
+                                            request_timeout=2, http=http)
+        assert (auth, err) == ("cam-admin", None)
+        assert info is not None and (info.manufacturer, info.model) == ("HIKVISION", "DS-2CD2143G2-I")
+        assert info.serial and info.firmware.startswith("V5.")
+        # Both tries went over one keep-alive connection, which stays the caller's.
+        assert sum(len(c) for c in http._idle.values()) == 1
+        # No profile accepted: the first is named, with the auth failure.
+        assert await device_info("127.0.0.1", fleet["ok"], cfg=cfg, auths=["old-pass"], request_timeout=2,
+                                 http=http) == ("old-pass", None, "auth")
+        assert await device_info("127.0.0.1", fleet["auth_fail"], cfg=cfg, auths=["old-pass", "cam-admin"],
+                                 request_timeout=2, http=http) == ("old-pass", None, "auth")
+    finally:
+        await http.aclose()
+
+
+async def test_garbage_answers_are_an_error_class_and_stop_at_the_first_profile(
+        tmp_path: Path, fleet: dict[str, int]) -> None:
+    cfg = _cfg(tmp_path)
+    auths = ["cam-admin", "old-pass"]  # the right password first: a second profile would not help
+    for role in ("bad_xml", "laughs"):
+        started = time.monotonic()
+        result = await device_info("127.0.0.1", fleet[role], cfg=cfg, auths=auths, request_timeout=2)
+        assert result == ("cam-admin", None, "bad_xml"), role
+        assert time.monotonic() - started < 1.5, role  # nothing expanded, nothing retried
+    # Every kind of SOAP garbage the simulator has (random bytes, cut, HTML, empty, 50 000 deep,
+    # no namespace, bad UTF-8, a well-formed answer of the wrong shape): an error class that is
+    # not auth, or, for the wrong shape, an inventory with nothing in it. Never an exception.
+    seen = set()
+    for _ in range(8):
+        auth, info, err = await device_info("127.0.0.1", fleet["garbage"], cfg=cfg, auths=auths,
+                                            request_timeout=2)
+        assert auth == "cam-admin"
+        if info is not None:
+            assert err is None and (info.manufacturer, info.model, info.serial) == ("", "", "")
+        else:
+            assert err in {"bad_xml", "bad_http", "protocol", "disconnected"}, err
+        seen.add(err)
+    assert "bad_xml" in seen and None in seen
+
+
+async def test_a_slow_or_silent_camera_costs_one_timeout_not_one_per_profile(
+        tmp_path: Path, fleet: dict[str, int]) -> None:
+    cfg = _cfg(tmp_path)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        accepted.append(w)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        for name, target in (("slow", fleet["slow"]), ("silent", port)):
+            started = time.monotonic()
+            result = await device_info("127.0.0.1", target, cfg=cfg, auths=["old-pass", "cam-admin"],
+                                       request_timeout=0.5)
+            elapsed = time.monotonic() - started
+            assert result == ("old-pass", None, "timeout"), name
+            assert 0.45 < elapsed < 0.95, (name, elapsed)  # one timeout: the second profile is not tried
+        assert len(accepted) == 1
+    finally:
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()

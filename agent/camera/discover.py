@@ -4,7 +4,10 @@ One WS-Discovery Probe (agent/camera/wsdiscovery.py), answers collected for a bo
 and deduplicated by the camera's endpoint address; each camera found becomes a
 ``kind: camera`` entry with the host and port of its XAddr and the first ``--auth`` profile
 with ``onvif:`` credentials that GetDeviceInformation accepts (its answer, vendor and model,
-goes into a comment above the entry).
+goes into a comment above the entry). GetDeviceInformation is the poll's own call
+(agent/camera/soap.py's :class:`~wardwatch.agent.camera.soap.SoapClient`, over one
+:class:`~wardwatch.agent.camera.http.HttpClient` for the whole run), sent to the XAddr's host
+and port only: the credentials go nowhere else (agent/camera/trust.py).
 """
 
 from __future__ import annotations
@@ -23,11 +26,9 @@ from wardwatch.agent.core.config import AgentConfig
 from wardwatch.agent.core.errors import DeviceAuthError, DeviceError
 from wardwatch.agent.core.text import progress_bar
 
-if TYPE_CHECKING:  # the ONVIF stack (aiohttp, zeep) loads only when cameras are probed
+if TYPE_CHECKING:  # the SOAP client (lxml) loads only when cameras are asked
+    from wardwatch.agent.camera.http import HttpClient
     from wardwatch.agent.camera.onvif import DeviceInfo
-
-
-FIRST_INFO_TIMEOUT = 5.0  # the first camera also pays for parsing the device WSDL (~0.5 s here)
 
 
 @dataclass(frozen=True)
@@ -41,27 +42,38 @@ class CameraFound:
     error: str | None = None  # GetDeviceInformation's error class, when it failed
 
 
-async def device_info(host: str, port: int, *, cfg: AgentConfig, auths: list[str], request_timeout: float
-                      ) -> tuple[str, DeviceInfo | None, str | None]:
+async def device_info(host: str, port: int, *, cfg: AgentConfig, auths: list[str], request_timeout: float,
+                      http: HttpClient | None = None) -> tuple[str, DeviceInfo | None, str | None]:
     """(auth name, inventory, error class): each ONVIF profile in turn until one is accepted.
-    When none is, the first profile and the last error."""
-    from wardwatch.agent.camera.onvif import OnvifClient  # only here: it loads aiohttp and zeep
+    When none is, the first profile and the last error.
 
+    GetDeviceInformation goes out as the poll sends it (agent/camera/soap.py: a fixed
+    envelope signed with a WS-UsernameToken digest, the answer read with lxml within its
+    bounds), to ``host:port`` only, over ``http`` (the caller's shared client, kept open) or a
+    client of its own, closed before returning."""
+    from wardwatch.agent.camera.http import HttpClient  # only here: lxml is not loaded by the CLI
+    from wardwatch.agent.camera.soap import SoapClient
+
+    own = http is None
+    client = HttpClient() if http is None else http
     error: str | None = None
-    for name in auths:
-        onvif = cfg.auth[name].onvif
-        assert onvif is not None  # checked by the caller
-        client = OnvifClient(host=host, port=port, username=onvif.username,
-                             password=onvif.password.get_secret_value(), time_limit=request_timeout)
-        try:
-            return name, await client.device_info(), None
-        except DeviceAuthError as exc:
-            error = exc.reason
-        except DeviceError as exc:
-            return auths[0], None, exc.reason  # not a credentials problem: another profile won't help
-        finally:
-            await client.close()
-    return auths[0], None, error
+    try:
+        for name in auths:
+            onvif = cfg.auth[name].onvif
+            assert onvif is not None  # checked by the caller
+            soap = SoapClient(host=host, port=port, username=onvif.username,
+                              password=onvif.password.get_secret_value(), time_limit=request_timeout,
+                              http=lambda: client)
+            try:
+                return name, await soap.device_info(), None
+            except DeviceAuthError as exc:
+                error = exc.reason
+            except DeviceError as exc:
+                return auths[0], None, exc.reason  # not a credentials problem: another profile won't help
+        return auths[0], None, error
+    finally:
+        if own:
+            await client.aclose()
 
 
 async def find_cameras(cfg: AgentConfig, *, auths: list[str], wait: float = 3.0, interface: str | None = None,
@@ -84,16 +96,19 @@ async def find_cameras(cfg: AgentConfig, *, auths: list[str], wait: float = 3.0,
     cams.sort(key=lambda c: (_host_key(c.host), c.port))
     if not info or not cams:
         return cams
+    from wardwatch.agent.camera.http import HttpClient  # only now: lxml and the SOAP client
+
     limit = asyncio.Semaphore(concurrency)
     done = 0
     step = max(1, len(cams) // 20)
+    http = HttpClient()  # one for every camera (a second profile reuses the connection), closed below
 
-    async def one(i: int, first: bool = False) -> None:
+    async def one(i: int) -> None:
         nonlocal done
         cam = cams[i]
-        limit_s = max(request_timeout, FIRST_INFO_TIMEOUT) if first else request_timeout
         async with limit:
-            auth, inv, err = await device_info(cam.host, cam.port, cfg=cfg, auths=auths, request_timeout=limit_s)
+            auth, inv, err = await device_info(cam.host, cam.port, cfg=cfg, auths=auths,
+                                               request_timeout=request_timeout, http=http)
         cams[i] = CameraFound(match=cam.match, host=cam.host, port=cam.port, xaddr=cam.xaddr, auth=auth, info=inv,
                               error=err)
         done += 1
@@ -104,10 +119,12 @@ async def find_cameras(cfg: AgentConfig, *, auths: list[str], wait: float = 3.0,
             print(f"[{progress_bar(done, len(cams))}] {done}/{len(cams)} cameras asked, {answered} answered",
                   file=progress, flush=True)
 
-    await one(0, first=True)
-    async with asyncio.TaskGroup() as tg:
-        for i in range(1, len(cams)):
-            tg.create_task(one(i))
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for i in range(len(cams)):
+                tg.create_task(one(i))
+    finally:
+        await http.aclose()
     return cams
 
 

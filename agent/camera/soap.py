@@ -9,10 +9,10 @@ request), the envelopes are written out, and an answer's element is
 read through :class:`Node`, which gives it the attribute shape zeep gives (child elements
 and attributes by name, text leaves as ``str``, several children of a name as a list,
 ``_value_1`` for any-content), so :func:`~wardwatch.agent.camera.onvif.parse_clock`,
-``parse_profiles`` and :func:`~wardwatch.agent.camera.events.parse_message` read both.
-onvif-zeep-async stays for ``discover`` (agent/camera/discover.py), where its generality helps.
+``parse_profiles`` and :func:`~wardwatch.agent.camera.events.parse_message` read it.
+``discover`` (agent/camera/discover.py) asks GetDeviceInformation through the same client.
 
-What a camera says is untrusted, as in agent/camera/onvif.py: at most ``MAX_ANSWER`` bytes
+What a camera says is untrusted: at most ``MAX_ANSWER`` bytes
 are read; an answer with a DTD, an entity declaration or an external reference is refused
 unparsed; lxml parses without entity expansion, network access or huge trees. Every error
 becomes one of the agent's (:func:`net_error`, :func:`_fault`).
@@ -211,8 +211,7 @@ def net_error(exc: BaseException, what: str) -> DeviceError | None:
 
 
 class SoapClient:
-    """One camera's ONVIF calls over the poller's shared HTTP client (the interface of
-    :class:`~wardwatch.agent.camera.onvif.OnvifClient` that poll.py and events.py use)."""
+    """One camera's ONVIF calls over a shared HTTP client (the poller's, or discover's)."""
 
     def __init__(self, *, host: str, port: int, username: str, password: str, time_limit: float,
                  http: Callable[[], HttpClient]) -> None:
@@ -319,7 +318,7 @@ class SoapClient:
 
     async def discover(self) -> None:
         """XAddrs of the camera's services: GetServices, or GetCapabilities when that faults
-        or names none (the order onvif-zeep-async uses)."""
+        or names none (the order common ONVIF clients use)."""
         xaddrs: dict[str, str] = {}
         try:
             answer = Node(await self.request(
