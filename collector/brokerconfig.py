@@ -14,7 +14,10 @@ From an inventory (``agents: [{id, ward}]``, ``collectors: [{id}]``) it writes i
   own ward and id) and reads only its own ``stored`` watermark; collectors read the agents'
   topics and write the watermarks and alerts; nothing else is granted;
 - ``credentials/{id}.yaml`` and ``credentials/{id}.password`` (0600): the ``mqtt:`` section
-  to paste into that agent's or collector's config, and its password.
+  to paste into that agent's or collector's config, and its password;
+- ``wardwatch-mosquitto.service``: a sandboxed systemd unit running ``/usr/sbin/mosquitto -c
+  DIR/mosquitto.conf`` (``Type=notify``, ``Restart=always``), to copy to /etc/systemd/system
+  in place of Debian's own mosquitto.service (docs/deploy.md).
 
 Run again, it keeps the CA and every existing password (new ids get new ones, removed ids
 lose theirs); ``--rotate`` makes a new CA and new passwords for everybody. Keys, passwords
@@ -183,6 +186,7 @@ def generate(inventory: Inventory, out: Path, *, listen: str = DEFAULT_LISTEN, n
     data = out / "data"
     data.mkdir(exist_ok=True)
     (out / "mosquitto.conf").write_text(render_conf(out, host, port, user))
+    (out / UNIT_NAME).write_text(render_unit(out, user))
     if user is not None and os.geteuid() == 0:
         _give_to(user, [out / "passwd", out / "acl", tls / "server.key", data])
     return Result(out=out, users=users, new_ca=new_ca, new_passwords=new)
@@ -251,6 +255,74 @@ def render_conf(out: Path, host: str, port: int, user: str | None) -> str:
         "",
         "log_dest stderr",
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+UNIT_NAME = "wardwatch-mosquitto.service"
+MOSQUITTO = "/usr/sbin/mosquitto"  # Debian's mosquitto package
+
+
+def render_unit(out: Path, user: str | None) -> str:
+    """A systemd unit for this broker: Debian's mosquitto 2.x speaks sd_notify (Type=notify),
+    it runs as ``user`` from the start (port 8883 needs no privilege, and the files it reads
+    were given to that user), and it may write only its persistence folder ``out/data``."""
+    run_as = [f"User={user}", f"Group={user}"] if user and user != "root" else [
+        "# No User=: broker-config ran with --user root or none, so Mosquitto runs as root (a lab)."]
+    lines = [
+        "# written by wardwatch-collector broker-config (docs/deploy.md); run it again rather than edit.",
+        f"#   cp {out / UNIT_NAME} /etc/systemd/system/ && systemctl daemon-reload",
+        "#   systemctl disable --now mosquitto      # Debian's own unit: one broker, this one",
+        "#   systemctl enable --now wardwatch-mosquitto",
+        "[Unit]",
+        "Description=Mosquitto MQTT broker for wardwatch (TLS, logins and ACL from broker-config)",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "Conflicts=mosquitto.service",
+        "StartLimitIntervalSec=0",
+        "",
+        "[Service]",
+        "Type=notify",
+        "NotifyAccess=main",
+        f"ExecStart={MOSQUITTO} -c {out / 'mosquitto.conf'}",
+        "# SIGHUP re-reads passwd and acl (after broker-config ran again); a new certificate needs a restart.",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=always",
+        "RestartSec=2s",
+        "TimeoutStopSec=30s",
+        *run_as,
+        "UMask=0077",
+        "# Persistence (in-flight QoS 1 messages and persistent sessions, autosaved every 10 s) is",
+        "# the only thing it writes; everything else is read-only to it.",
+        f"ReadWritePaths={out / 'data'}",
+        "LimitNOFILE=65536",
+        "CapabilityBoundingSet=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "RemoveIPC=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+        "SystemCallErrorNumber=EPERM",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
     ]
     return "\n".join(lines) + "\n"
 

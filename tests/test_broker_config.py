@@ -462,3 +462,44 @@ def test_plain_http_influx_off_loopback_is_refused_unless_insecure_http(tmp_path
     assert cfg.influx.insecure_http is True
     assert any("insecure_http is true" in r.getMessage() and "influx.example" in r.getMessage()
                for r in caplog.records)  # fmt: skip
+
+
+# --------------------------------------------------------------- the broker's systemd unit (issue 16)
+
+
+def test_the_generated_unit_verifies_and_starts_mosquitto_as_systemd_would(tmp_path: Path) -> None:
+    from tests import deploy_rig
+
+    # As the data centre gets it (--user mosquitto): run as that user from the start, sandboxed.
+    unit_text = brokerconfig.render_unit(Path("/etc/mosquitto/wardwatch"), "mosquitto")
+    prod = tmp_path / "prod" / brokerconfig.UNIT_NAME
+    prod.parent.mkdir()
+    prod.write_text(unit_text)
+    parsed = deploy_rig.parse_unit(prod)
+    service = parsed["Service"]
+    assert deploy_rig.one(parsed, "Service", "ExecStart") == (
+        "/usr/sbin/mosquitto -c /etc/mosquitto/wardwatch/mosquitto.conf")
+    assert service["Type"] == ["notify"] and service["Restart"] == ["always"]
+    assert service["User"] == ["mosquitto"] and service["CapabilityBoundingSet"] == [""]
+    assert service["ProtectSystem"] == ["strict"] and service["NoNewPrivileges"] == ["yes"]
+    assert service["ReadWritePaths"] == ["/etc/mosquitto/wardwatch/data"]  # its persistence, nothing else
+    assert parsed["Unit"]["Conflicts"] == ["mosquitto.service"]
+
+    # The unit broker-config wrote beside the conf: systemd-analyze verify (it checks that
+    # /usr/sbin/mosquitto exists), then started as systemd would: it must say READY=1 on
+    # $NOTIFY_SOCKET (Type=notify; Debian's 2.x is built with systemd support) and then
+    # serve TLS with the generated certificate.
+    port = free_port()
+    out = _generate(tmp_path, port=port)
+    written = out / brokerconfig.UNIT_NAME
+    assert f"ExecStart=/usr/sbin/mosquitto -c {out / 'mosquitto.conf'}\n" in written.read_text()
+    for path in (prod, written):
+        done = deploy_rig.verify([path])
+        assert done.returncode == 0 and not done.stderr.strip(), f"{path}: {done.stdout}{done.stderr}"
+    unit = deploy_rig.Unit(written, mapped=lambda p: p, log_dir=tmp_path / "run")
+    unit.start(timeout=10)
+    try:
+        probe = Service(name="probe", argv=[], host=LOOPBACK, port=port, run_dir=tmp_path, log_path=tmp_path / "x")
+        assert _tls_ready(out / "tls" / "ca.pem")(probe, 5.0), unit.log()
+    finally:
+        assert unit.stop() == 0, unit.log()
