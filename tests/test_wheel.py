@@ -101,8 +101,9 @@ def run(cmd: list[str | Path], *, env: dict[str, str] | None = None) -> subproce
 def device_row(table: str, device: str) -> dict[str, str]:
     """The check table's row of ``device``, by the header's column names."""
     lines = table.splitlines()
+    header = next(line.split() for line in lines if line.split()[:2] == ["DEVICE", "KIND"])
     row = next(line.split() for line in lines if line.split()[:1] == [device])
-    return dict(zip(lines[0].split(), row, strict=False))
+    return dict(zip(header, row, strict=False))
 
 
 IMPORT_ALL = """
@@ -137,8 +138,11 @@ def import_all(bin_dir: Path, package: str) -> tuple[dict[str, str], int, set[st
 
 def test_the_wheel_holds_every_module_and_data_file_of_the_packages_and_nothing_else(built: Built) -> None:
     names = set(zipfile.ZipFile(built.wheel).namelist())
-    expected = {f"{PACKAGE_DIRS[p.split('/', 1)[0]]}/{p.split('/', 1)[1]}" for top in PACKAGE_DIRS
-                for p in tracked(top)}
+    # The tree's files: those git tracks, and modules on disk not committed yet.
+    files = {p for top in PACKAGE_DIRS for p in tracked(top)}
+    files |= {str(p.relative_to(packaging.ROOT)) for top in PACKAGE_DIRS for p in (packaging.ROOT / top).rglob("*.py")
+              if "__pycache__" not in p.parts}
+    expected = {f"{PACKAGE_DIRS[p.split('/', 1)[0]]}/{p.split('/', 1)[1]}" for p in files}
     # A module or data file the tree has and the wheel lacks: a package missing from
     # [tool.setuptools] packages, or a file type missing from package-data.
     assert sorted(expected - names) == []
