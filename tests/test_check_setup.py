@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import subprocess
 import time
@@ -193,6 +194,18 @@ def test_nothing_listening(tmp_path: Path, broker: Broker, sim: Service) -> None
     assert "is the broker running" in hint and "mqtt.port" in hint
     assert broker_steps(out) == ["tcp"]  # it stops at the first failure
     assert "1 of 1 devices answered; setup: 1 failed" in out  # the devices were still polled
+    assert took < 15
+
+
+def test_a_port_that_accepts_and_says_nothing_is_bounded(tmp_path: Path, broker: Broker, sim: Service) -> None:
+    with socket.socket() as mute:
+        mute.bind((LOOPBACK, 0))
+        mute.listen(4)  # the kernel completes the handshake; nobody ever reads or writes
+        code, out, took = run_check(agent_config(tmp_path, sim, {**broker.mqtt(), "port": mute.getsockname()[1]}))
+    assert code == 1
+    state, text, hint = setup_lines(out)["broker tls"]
+    assert (state, text.endswith("failed: no answer in time")) == ("FAIL", True), out
+    assert "TLS listener" in hint
     assert took < 15
 
 

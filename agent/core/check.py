@@ -39,13 +39,12 @@ HEADER = ("DEVICE", "KIND", "ADDRESS", "PROTO", "STATUS", "SYSNAME", "PROFILE", 
 DEFAULT_PORTS = {"switch": 161, "ap": 161, "camera": 80}
 
 
-async def check(cfg: AgentConfig, *, profile_dirs: Sequence[Path] | None = None, source: Path | None = None,
-                broker: bool = True) -> int:
-    """``source``: the config file, for the setup line; ``broker``: False skips the broker steps."""
+async def check(cfg: AgentConfig, *, profile_dirs: Sequence[Path] | None = None, source: Path | None = None) -> int:
+    """``source``: the config file, named on the setup's config line."""
     dirs = tuple(profile_dirs) if profile_dirs is not None else profile_dirs_from_env()
     pinger = Pinger()
     ctx = Context(cfg=cfg, pinger=pinger, ports=PortStates(), profile_dirs=dirs)
-    setup, results = await asyncio.gather(preflight.setup(cfg, pinger=pinger, source=source, broker=broker),
+    setup, results = await asyncio.gather(preflight.setup(cfg, pinger=pinger, source=source),
                                           _poll(cfg, ctx))
     print("SETUP")
     print(preflight.format_lines(setup))

@@ -81,12 +81,9 @@ def format_lines(lines: Sequence[Line]) -> str:
     return redact("\n".join(out))
 
 
-async def setup(cfg: AgentConfig, *, pinger: Pinger, source: Path | None = None,
-                broker: bool = True) -> list[Line]:  # fmt: skip
+async def setup(cfg: AgentConfig, *, pinger: Pinger, source: Path | None = None) -> list[Line]:
     lines = [config_line(cfg, source), await outbox_line(cfg), icmp_line(cfg, pinger)]
-    if broker:
-        lines += await broker_lines(cfg.agent, cfg.mqtt)
-    return lines
+    return lines + await broker_lines(cfg.agent, cfg.mqtt)
 
 
 # ------------------------------------------------------------------------ config, icmp
