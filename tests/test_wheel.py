@@ -211,6 +211,12 @@ def test_installed_agent_says_its_version_and_checks_a_real_switch_and_broker(
     # The profile found from the device's sysObjectID: the wheel's profiles/*.yaml were read.
     assert (cells["STATUS"], cells["PROFILE"], cells["IFS"]) == ("up", "generic_switch", "8"), proc.stdout
     assert "1 of 1 devices answered" in proc.stdout
+    # The setup section (agent/core/preflight.py): the outbox's directory, ICMP and the broker
+    # step by step up to the subscription to the agent's own stored topic, each ok.
+    setup = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["ok"], ["warn"], ["FAIL"])]
+    assert {words[1] for words in setup} >= {"config", "outbox", "icmp", "broker"}, proc.stdout
+    assert ["broker", "acl"] in [words[1:3] for words in setup], proc.stdout
+    assert {words[0] for words in setup} == {"ok"}, proc.stdout
 
     # A switch that does not answer: the installed check names it and exits 1.
     bad = yaml.safe_load(cfg.read_text())
