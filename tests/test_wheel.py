@@ -254,21 +254,34 @@ def _get(url: str, token: str | None = None) -> tuple[int, str]:
         return 0, ""
 
 
-def test_installed_collector_checks_the_shipped_example_then_runs_and_stops_on_sigterm(
-    collector_bin: Path, built: Built, mosquitto: Service, influx: InfluxService, database: str, tmp_path: Path
-) -> None:
-    # The example config as the sdist ships it, checked by the installed command.
+def shipped_example(built: Built, tmp_path: Path) -> Path:
+    """configs/collector-example.yaml as the sdist ships it."""
     with tarfile.open(built.sdist) as tar:
         member = tar.extractfile(f"wardwatch-{packaging.version()}/configs/collector-example.yaml")
         assert member is not None
         example = tmp_path / "collector-example.yaml"
         example.write_bytes(member.read())
-    env = {"PATH": "/usr/bin:/bin", **ENV}
-    proc = run([collector_bin / "wardwatch-collector", "config", "-c", example], env=env)
+    return example
+
+
+def test_installed_collector_checks_the_shipped_example_config(collector_bin: Path, built: Built, tmp_path: Path
+                                                               ) -> None:  # fmt: skip
+    """``config`` loads it with the wheel's alert rules (alerts.rules unset: the shipped ones)."""
+    proc = run([collector_bin / "wardwatch-collector", "config", "-c", shipped_example(built, tmp_path)],
+               env={"PATH": "/usr/bin:/bin", **ENV})
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    # The same config on this machine's loopback services: mqtt, influx, http, state paths.
-    doc: dict[str, Any] = yaml.safe_load(example.read_text())
+
+@pytest.mark.parametrize("command", ["run", "alerts"])
+def test_installed_collector_serves_its_pages_and_stops_on_sigterm(
+    command: str, collector_bin: Path, built: Built, mosquitto: Service, influx: InfluxService, database: str,
+    tmp_path: Path
+) -> None:  # fmt: skip
+    """``run`` (wardwatch-collector.service) and ``alerts`` (wardwatch-collector-alerts.service)
+    of the installed collector, on the shipped example moved to this machine's loopback
+    services: each comes up, serves the dashboard from the wheel's templates and static
+    files, and exits 0 soon after SIGTERM to its PID."""
+    doc: dict[str, Any] = yaml.safe_load(shipped_example(built, tmp_path).read_text())
     doc["mqtt"] = {"host": "127.0.0.1", "port": mosquitto.port, "share_group": doc["mqtt"]["share_group"]}
     doc["influx"].update(url=influx.url, database=database)
     token = "token-" + uuid.uuid4().hex
@@ -282,26 +295,27 @@ def test_installed_collector_checks_the_shipped_example_then_runs_and_stops_on_s
                          routes=[{"match": {}, "channels": ["noc", "bus"]}])
     cfg = write_yaml(tmp_path / "collector.yaml", doc)
     (tmp_path / "state").mkdir()
-    service = Service(name="installed collector", argv=[str(collector_bin / "wardwatch-collector"), "run", "-c",
-                                                         str(cfg)],
+    service = Service(name=f"installed collector {command}",
+                      argv=[str(collector_bin / "wardwatch-collector"), command, "-c", str(cfg)],
                       host="127.0.0.1", port=http_port, run_dir=tmp_path / "run", log_path=tmp_path / "collector.log",
                       env={"PATH": "/usr/bin:/bin"})  # fmt: skip
     service.start()
     try:
-        def healthy() -> dict[str, Any] | None:
+        def healthy() -> bool:
             assert service.running(), service.log_tail()
             status, body = _get(f"http://127.0.0.1:{http_port}/healthz", token)
-            doc = json.loads(body) if status == 200 else None
-            return doc if doc and doc["mqtt_subscribed"] and doc["influx_ok"] else None
+            health = json.loads(body) if status == 200 else {}
+            if command == "alerts":
+                return bool(health.get("status") == "ok")
+            return bool(health.get("mqtt_subscribed") and health.get("influx_ok"))
 
         wait_for(healthy, timeout=30, interval=0.1, what=lambda: f"installed collector healthy\n{service.log_tail()}")
-        # The dashboard's pages and files come from the wheel's package data.
         status, page = _get(f"http://127.0.0.1:{http_port}/login")
         assert status == 200 and "<form" in page, page[:500]
         status, js = _get(f"http://127.0.0.1:{http_port}/static/vendor/uPlot.iife.min.js")
         assert status == 200 and "uPlot" in js
         status, page = _get(f"http://127.0.0.1:{http_port}/", token)
-        assert status == 200 and "Cẩm Phô" in page, page[:500]
+        assert status == 200 and "Cẩm Phô" in page, page[:500]  # the config's ward names, in the template
     finally:
         stopping = time.monotonic()
         service.terminate()  # SIGTERM to its PID
