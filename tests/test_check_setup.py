@@ -9,10 +9,15 @@ only when the setup and every device are ok."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
 import re
+import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +26,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from paho.mqtt.client import Client, MQTTv5
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -45,6 +54,8 @@ class Broker:
     tls_port: int  # broker-config's listener on 127.0.0.1
     second_port: int  # the same certificate, on 127.0.0.2
     plain_port: int  # no TLS, the same password file and ACL
+    expired_port: int  # a certificate from the same CA that expired yesterday
+    soon_port: int  # one that expires in 10 days
     other_ca: Path  # a CA from another broker-config run
 
     def mqtt(self, uid: str = AGENT) -> dict[str, Any]:
@@ -62,6 +73,25 @@ def _generate(tmp: Path, out: str, port: int) -> Path:
     return tmp / out
 
 
+def _leaf(tls: Path, stem: str, *, days_left: float) -> None:
+    """A server certificate for NAME and 127.0.0.1 from broker-config's CA, ending in ``days_left`` days."""
+    ca_key = serialization.load_pem_private_key((tls / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate((tls / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=30)).not_valid_after(now + dt.timedelta(days=days_left))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME),
+                                                        x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), False)
+            .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    (tls / f"{stem}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                        serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))  # fmt: skip
+    (tls / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     tmp = tmp_path_factory.mktemp("check-setup")
@@ -69,15 +99,23 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     out = _generate(tmp, "broker", tls_port)
     other = _generate(tmp, "other", free_port())
     tls = out / "tls"
+    expired_port, soon_port = free_port(), free_port()
+    _leaf(tls, "expired", days_left=-1)
+    _leaf(tls, "soon", days_left=10)
+
+    def listener(port: int, host: str, stem: str) -> list[str]:
+        return [f"listener {port} {host}", f"cafile {tls / 'ca.pem'}", f"certfile {tls / stem}.pem",
+                f"keyfile {tls / stem}.key"]
+
     conf = (out / "mosquitto.conf").read_text() + "\n".join([
-        f"listener {second_port} {SECOND}", f"cafile {tls / 'ca.pem'}", f"certfile {tls / 'server.pem'}",
-        f"keyfile {tls / 'server.key'}", f"listener {plain_port} {LOOPBACK}", ""])
+        *listener(second_port, SECOND, "server"), *listener(expired_port, LOOPBACK, "expired"),
+        *listener(soon_port, LOOPBACK, "soon"), f"listener {plain_port} {LOOPBACK}", ""])
     (tmp / "mosquitto.conf").write_text(conf)
     service = Service(name="mosquitto", argv=[find_binary("mosquitto"), "-c", str(tmp / "mosquitto.conf")],
                       host=LOOPBACK, port=plain_port, run_dir=tmp, log_path=tmp / "mosquitto.log")  # fmt: skip
     service.start()
     try:
-        yield Broker(out, tls_port, second_port, plain_port, other / "tls" / "ca.pem")
+        yield Broker(out, tls_port, second_port, plain_port, expired_port, soon_port, other / "tls" / "ca.pem")
     finally:
         service.stop()
 
@@ -318,3 +356,71 @@ def test_a_failing_device_gets_a_hint(tmp_path: Path, broker: Broker, sim: Servi
     assert len(hints) == 1 and hints[0].split()[1:3] == ["sw-mute", "timeout:"], out
     assert f"UDP {black_hole}" in hints[0] and f"SNMP ACL allows this box ({LOOPBACK})" in hints[0]
     assert "1 of 2 devices answered; setup ok" in out
+
+
+def test_an_expired_broker_certificate(tmp_path: Path, broker: Broker, sim: Service) -> None:
+    code, out, _ = run_check(agent_config(tmp_path, sim, {**broker.mqtt(), "port": broker.expired_port}))
+    assert code == 1
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    state, text, hint = setup_lines(out)["broker tls"]
+    assert state == "FAIL" and text.startswith("the broker's certificate expired on"), out
+    assert abs((dt.date.fromisoformat(text.rsplit(" ", 1)[1]) - yesterday).days) <= 1
+    assert "broker-config` again" in hint and "clock" in hint
+
+
+def test_a_certificate_that_expires_soon_is_a_warning_not_a_failure(tmp_path: Path, broker: Broker,
+                                                                    sim: Service) -> None:
+    code, out, _ = run_check(agent_config(tmp_path, sim, {**broker.mqtt(), "port": broker.soon_port}))
+    assert code == 0, out  # a warn does not fail
+    state, text, hint = setup_lines(out)["broker tls"]
+    assert state == "warn" and "it expires on" in text, out
+    assert "broker-config` again" in hint
+    assert broker_steps(out) == ["tcp", "tls", "login", "acl"]
+
+
+def test_check_while_the_agent_holds_the_outbox(tmp_path: Path, broker: Broker, sim: Service) -> None:
+    """A running agent keeps the outbox open in WAL mode: check reads its batches beside it."""
+    cfg = agent_config(tmp_path, sim, broker.mqtt())
+    path = tmp_path / "state" / "outbox.db"
+
+    async def hold() -> tuple[int, str, float]:
+        async with Outbox(path, agent=AGENT, ward=WARD) as box:
+            box.db.execute("PRAGMA wal_autocheckpoint=0")  # the batches stay in the -wal file
+            for _ in range(2):
+                await box.put([wire.Reading(device="sw-hall", kind="switch", measurement="device_status",
+                                            time_ms=int(time.time() * 1000), fields={"up": 1})])  # fmt: skip
+            assert (tmp_path / "state" / "outbox.db-wal").stat().st_size > 0
+            return await asyncio.to_thread(run_check, cfg)
+
+    code, out, _ = asyncio.run(hold())
+    assert code == 0, out
+    assert "2 batches wait in it, the oldest from" in setup_lines(out)["outbox"][1]
+    with sqlite3.connect(path) as db:  # and it wrote nothing into it
+        assert db.execute("SELECT count(*) FROM batches").fetchone() == (2,)
+
+
+def test_as_a_user_without_rights(broker: Broker, sim: Service) -> None:
+    """Not root: the mode bits count, and ICMP needs CAP_NET_RAW or ping_group_range."""
+    base = Path(tempfile.mkdtemp(prefix="ww-check-"))  # world-readable, for user nobody
+    try:
+        base.chmod(0o755)
+        (base / "state").mkdir(mode=0o755)  # root's
+        password = (broker.dir / "credentials" / f"{AGENT}.password").read_text().strip()
+        mqtt = {"host": LOOPBACK, "port": broker.plain_port, "tls": False, "username": AGENT, "password": password}
+        cfg = agent_config(base, sim, mqtt)
+        cfg.chmod(0o644)
+        code, out, _ = run_check(cfg, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+        assert code == 1, out
+        lines = setup_lines(out)
+        state, text, hint = lines["outbox"]
+        assert state == "FAIL" and f"{base / 'state'}: nobody cannot write there (Permission denied)" == text, out
+        assert "chown" in hint
+        low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
+        if low <= 65534 <= high:  # unprivileged ICMP sockets for everybody
+            assert lines["icmp"][0] == "ok", out
+        else:
+            assert lines["icmp"][0] == "warn" and "CAP_NET_RAW" in lines["icmp"][2], out
+        assert broker_steps(out) == ["tcp", "plain", "login", "acl"] and lines["broker acl"][0] == "ok", out
+        assert password not in out
+    finally:
+        shutil.rmtree(base)
