@@ -424,3 +424,16 @@ def test_as_a_user_without_rights(broker: Broker, sim: Service) -> None:
         assert password not in out
     finally:
         shutil.rmtree(base)
+
+
+def test_a_broker_name_that_does_not_resolve(tmp_path: Path, broker: Broker, sim: Service) -> None:
+    # In a network namespace of its own (loopback only): the resolver is out of reach, so no
+    # query leaves this machine; the devices fail there too, only the setup line matters.
+    cfg = agent_config(tmp_path, sim, {**broker.mqtt(), "host": "broker.wardwatch.invalid"})
+    code, out, took = run_check(cfg, "unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"')
+    assert code == 1
+    state, text, hint = setup_lines(out)["broker dns"]
+    assert state == "FAIL" and text.startswith("mqtt.host broker.wardwatch.invalid does not resolve"), out
+    assert "/etc/hosts" in hint and "--name" in hint
+    assert broker_steps(out) == ["dns"]
+    assert took < 15
