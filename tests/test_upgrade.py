@@ -156,8 +156,10 @@ def test_an_upgrade_over_a_full_outbox_delivers_every_reading_once(
         finally:
             agent.terminate()  # SIGTERM to its PID
             assert agent.proc is not None
-            code = agent.proc.wait(timeout=20)
-            agent.stop()
+            try:
+                code = agent.proc.wait(timeout=20)
+            finally:
+                agent.stop()
         assert code == 0, agent.log_tail()
         shutil.copy(built_new.result()[0], house)
         collector_installed.result()
@@ -189,9 +191,9 @@ def test_an_upgrade_over_a_full_outbox_delivers_every_reading_once(
         collector = Collector(tmp_path / "collector", mqtt_port=broker_port, influx_url=influx.url,
                               database=database)
         collector.service.argv[0] = str(collector_bin / "wardwatch-collector")
-        collector.start()
-        agent.start()
         try:
+            collector.start()
+            agent.start()
             # The old release's batches stored and deleted from the outbox, and the new
             # release's first batch stored with the next seq.
             wait_for(lambda: not (outbox_seqs(outbox)[0] & set(before)) and next_seq in ledger_seqs(),
@@ -199,8 +201,10 @@ def test_an_upgrade_over_a_full_outbox_delivers_every_reading_once(
                      what=lambda: f"the old batches stored and deleted, seq {next_seq} stored\n{agent.log_tail()}\n"
                                   f"{collector.service.log_tail()}")
         finally:
-            agent.stop(timeout=15)
-            assert collector.terminate() == 0, collector.service.log_tail()
+            agent.stop(timeout=15)  # SIGTERM, SIGKILL after 15 s
+            code = collector.terminate()
+    assert agent.proc is not None and agent.proc.returncode == 0, agent.log_tail()
+    assert code == 0, collector.service.log_tail()
 
     # 4. InfluxDB holds each of those readings once: the same series, the same times, the
     # same values; nothing else of the ward up to the stop, and nothing dead-lettered.
