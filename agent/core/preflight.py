@@ -231,16 +231,35 @@ class _Ctx:
 
 
 async def broker_lines(agent: AgentSection, mqtt: AgentMqtt) -> list[Line]:
+    """The broker steps, in a thread of their own: the device polls that run beside them
+    may keep the event loop (and the default executor) busy, and no step's time bound may
+    count that."""
     ctx = _Ctx(agent, mqtt, [])
-    infos = await _resolve(ctx)
-    if infos is not None:
-        await asyncio.to_thread(_after_dns, ctx, infos)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish(exc: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(None) if exc is None else done.set_exception(exc)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            infos = _resolve(ctx)
+            if infos is not None:
+                _after_dns(ctx, infos)
+        except Exception as exc:  # a bug: handed to the caller, as to_thread would
+            error = exc
+        loop.call_soon_threadsafe(finish, error)
+
+    threading.Thread(target=work, name="check-broker", daemon=True).start()
+    await done
     return ctx.lines
 
 
 def _is_address(host: str) -> bool:
     try:
-        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        ipaddress.ip_address(host)
     except ValueError:
         return False
     return True
@@ -249,19 +268,42 @@ def _is_address(host: str) -> bool:
 Info = tuple[int, int, int, Any]
 
 
-async def _resolve(ctx: _Ctx) -> list[Info] | None:
+def _getaddrinfo(host: str, port: int) -> list[Info]:
+    """getaddrinfo bounded by STEP: a name's lookup runs in a daemon thread (a resolver that
+    never answers must not hold check up, nor its exit)."""
+    if _is_address(host):
+        raw = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        return [(int(f), int(t), p, sa) for f, t, p, _c, sa in raw]
+    box: list[list[Info] | OSError] = []
+
+    def lookup() -> None:
+        try:
+            box.append([(int(f), int(t), p, sa)
+                        for f, t, p, _c, sa in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)])
+        except OSError as exc:
+            box.append(exc)
+
+    t = threading.Thread(target=lookup, name="check-dns", daemon=True)
+    t.start()
+    t.join(STEP)
+    if not box:
+        raise TimeoutError
+    if isinstance(box[0], OSError):
+        raise box[0]
+    return box[0]
+
+
+def _resolve(ctx: _Ctx) -> list[Info] | None:
     host = ctx.mqtt.host.removeprefix("[").removesuffix("]")
-    loop = asyncio.get_running_loop()
     try:
-        raw = await asyncio.wait_for(loop.getaddrinfo(host, ctx.mqtt.port, type=socket.SOCK_STREAM), STEP)
-    except (TimeoutError, OSError) as exc:
+        infos = _getaddrinfo(host, ctx.mqtt.port)[:3]
+    except OSError as exc:  # TimeoutError too
         why = "no answer in time" if isinstance(exc, TimeoutError) else (
             exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc))
         ctx.add("FAIL", "dns", f"mqtt.host {host} does not resolve: {why}",
                 "check the name and this box's DNS (/etc/resolv.conf), or add it to /etc/hosts; it must stay the "
                 f"name the broker's certificate was made for ({BROKER_CONFIG} --name)")  # fmt: skip
         return None
-    infos: list[Info] = [(int(f), int(t), p, sa) for f, t, p, _c, sa in raw][:3]
     if not _is_address(host):
         ctx.add("ok", "dns", f"{host} is {', '.join(dict.fromkeys(str(i[3][0]) for i in infos))}")
     return infos
