@@ -426,6 +426,24 @@ def test_as_a_user_without_rights(broker: Broker, sim: Service) -> None:
         shutil.rmtree(base)
 
 
+def test_batches_waiting_for_hours_are_a_warning(tmp_path: Path, broker: Broker, sim: Service) -> None:
+    cfg = agent_config(tmp_path, sim, broker.mqtt())
+    path = tmp_path / "state" / "outbox.db"
+
+    async def fill() -> None:
+        async with Outbox(path, agent=AGENT, ward=WARD) as box:
+            await box.put([wire.Reading(device="sw-hall", kind="switch", measurement="device_status",
+                                        time_ms=int(time.time() * 1000), fields={"up": 1})])  # fmt: skip
+            box.db.execute("UPDATE batches SET created_ms = created_ms - 3 * 3600 * 1000")
+
+    asyncio.run(fill())
+    code, out, _ = run_check(cfg)
+    assert code == 0, out  # a warn does not fail
+    state, text, hint = setup_lines(out)["outbox"]
+    assert state == "warn" and text.endswith("1 batch waits in it, the oldest from 3 h ago"), out
+    assert "once a collector has stored them" in hint
+
+
 def test_a_broker_name_that_does_not_resolve(tmp_path: Path, broker: Broker, sim: Service) -> None:
     # In a network namespace of its own (loopback only): the resolver is out of reach, so no
     # query leaves this machine; the devices fail there too, only the setup line matters.

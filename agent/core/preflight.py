@@ -54,6 +54,7 @@ from wardwatch.redact import redact
 STEP = 3.0  # seconds for each broker step (name, TCP, TLS, CONNACK, SUBACK)
 WATERMARK_WAIT = 0.5  # seconds for a retained stored watermark after the SUBACK
 CERT_WARN_DAYS = 30  # a broker certificate that expires sooner is a warn
+STALE_BATCH = 3600.0  # seconds: an outbox batch older than this is a warn (nothing stores them)
 
 State = Literal["ok", "warn", "FAIL"]
 BROKER_CONFIG = "`wardwatch-collector broker-config`"
@@ -204,11 +205,18 @@ async def outbox_line(cfg: AgentConfig) -> Line:
         return Line("FAIL", "outbox", str(exc).removeprefix("outbox.path: "),
                     f"not an outbox file, or damaged: stop the agent and move {path.name} aside; the agent makes a "
                     "new one (what the old one held is not sent)")  # fmt: skip
-    waiting = f"{stats.depth} batches wait in it"
+    waiting = f"{stats.depth} batch waits in it" if stats.depth == 1 else f"{stats.depth} batches wait in it"
     if stats.depth:
         waiting += f", the oldest from {_age(stats.oldest_s)} ago"
     if stats.dropped_readings:
         waiting += f"; {stats.dropped_readings} readings dropped by its bounds so far"
+    full = stats.bytes / (cfg.outbox.max_mb * 1024 * 1024)
+    if stats.oldest_s > STALE_BATCH or full > 0.8:
+        waiting += f"; {full:.0%} of outbox.max_mb" if full > 0.8 else ""
+        return Line("warn", "outbox", f"{path} opens; {waiting}",
+                    "batches leave the outbox only once a collector has stored them: see the broker lines below, "
+                    "then the collectors (wardwatch-collector) and InfluxDB; past outbox.max_mb or outbox.max_age "
+                    "the oldest are dropped")  # fmt: skip
     return Line("ok", "outbox", f"{path} opens; {waiting}")
 
 
