@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class Unit:
     log_dir: Path
     service: Service | None = None
     notify: socket.socket | None = field(default=None, repr=False)
+    notify_dir: Path | None = None
 
     @property
     def name(self) -> str:
@@ -138,9 +140,12 @@ class Unit:
         notify = svc.get("Type", ["simple"])[-1] == "notify"
         if notify:
             self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock_path = run / "notify.sock"
-            sock_path.unlink(missing_ok=True)
+            # A short path of its own: a socket's path must fit in 108 bytes, which xdist's tmp_path may not.
+            self.notify_dir = Path(tempfile.mkdtemp(prefix="ww-notify-", dir="/tmp"))
+            self.notify_dir.chmod(0o755)
+            sock_path = self.notify_dir / "notify.sock"
             self.notify.bind(str(sock_path))
+            sock_path.chmod(0o777)  # as /run/systemd/notify: a service that dropped to its user writes it too
             env["NOTIFY_SOCKET"] = str(sock_path)
 
         def is_ready(_service: Service, wait: float) -> bool:
@@ -175,6 +180,9 @@ class Unit:
         if self.notify is not None:
             self.notify.close()
             self.notify = None
+        if self.notify_dir is not None:
+            shutil.rmtree(self.notify_dir, ignore_errors=True)
+            self.notify_dir = None
         return proc.returncode
 
     def log(self) -> str:
