@@ -35,10 +35,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from cryptography import x509
 from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -50,6 +49,9 @@ from wardwatch.agent.core.outbox import Outbox, OutboxError
 from wardwatch.config import TlsSection, is_loopback
 from wardwatch.mqtt import make_client
 from wardwatch.redact import redact
+
+if TYPE_CHECKING:
+    from cryptography import x509  # imported when a certificate is read: `run` never needs it
 
 STEP = 3.0  # seconds for each broker step (name, TCP, TLS, CONNACK, SUBACK)
 WATERMARK_WAIT = 0.5  # seconds for a retained stored watermark after the SUBACK
@@ -388,6 +390,8 @@ def _fresh(infos: list[Info]) -> socket.socket | None:
 
 def _speaks_tls(infos: list[Info], host: str) -> x509.Certificate | None:
     """The certificate of a TLS server on the port (unverified: only to name what it is)."""
+    from cryptography import x509
+
     sock = _fresh(infos)
     if sock is None:
         return None
@@ -403,6 +407,8 @@ def _speaks_tls(infos: list[Info], host: str) -> x509.Certificate | None:
 
 
 def _names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
