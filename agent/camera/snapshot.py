@@ -19,8 +19,7 @@ import hashlib
 import ssl
 import time
 from dataclasses import dataclass
-
-from yarl import URL
+from urllib.parse import unquote, urljoin, urlsplit
 
 from wardwatch.agent.camera.digest import DigestError, authorization, parse_challenges, pick
 from wardwatch.agent.camera.http import BodyTooLarge, HttpClient
@@ -63,6 +62,38 @@ class _Answer:
     location: str | None = None  # a redirect's Location
 
 
+@dataclass(frozen=True, slots=True)
+class URL:
+    """An http(s) URI as the snapshot needs it, from urllib.parse (no yarl in the agent):
+    the host without brackets, the port (the scheme's default when absent), the userinfo
+    percent-decoded, and the text without userinfo for joins and requests."""
+
+    scheme: str
+    host: str | None
+    port: int | None
+    user: str | None
+    password: str | None
+    raw_path_qs: str
+    text: str  # the URI without its userinfo
+
+    @classmethod
+    def parse(cls, text: str) -> URL:
+        """Raises ValueError for what urllib cannot split (a port out of range, a bad IPv6 host)."""
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        explicit = parts.port
+        port = explicit or {"http": 80, "https": 443}.get(scheme)
+        host = parts.hostname
+        netloc = (f"[{host}]" if host and ":" in host else host or "") + (f":{explicit}" if explicit else "")
+        path_qs = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        user = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        return cls(scheme, host, port, user, password, path_qs, f"{scheme}://{netloc}{path_qs}")
+
+    def join(self, location: str) -> URL:
+        return URL.parse(urljoin(self.text, location))
+
+
 def fingerprint(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -89,7 +120,7 @@ async def fetch(session: HttpClient, url: str, *, username: str | None, password
                               reason=reason, detail=clean(detail, limit=MAX_FIELD), digest=digest if ok else None)
 
     try:
-        target = URL(url)
+        target = URL.parse(url)
     except (ValueError, TypeError) as exc:
         return done(False, 0, "snapshot_error", f"bad snapshot URI: {exc}")
     if target.scheme not in ("http", "https") or not target.host:
@@ -99,7 +130,6 @@ async def fetch(session: HttpClient, url: str, *, username: str | None, password
         return done(False, 0, "snapshot_offhost", offhost("the snapshot URI", target.host, trusted))
     if target.user is not None:  # credentials in the URI win; never send them as URL userinfo
         username, password = target.user, target.password or ""
-        target = target.with_user(None)
     status = 0
     try:
         async with asyncio.timeout(time_limit):
@@ -121,12 +151,12 @@ async def fetch(session: HttpClient, url: str, *, username: str | None, password
                     break
                 # A redirect: followed on the camera's own host only, and challenged afresh there.
                 try:
-                    nxt = target.join(URL(ans.location))
+                    nxt = target.join(ans.location)
                 except (ValueError, TypeError):
                     return done(False, status, "snapshot_error", "an unusable redirect Location")
                 if nxt.scheme not in ("http", "https") or not same_host(nxt.host, trusted):
                     return done(False, status, "snapshot_offhost", offhost("the snapshot redirect", nxt.host, trusted))
-                target = nxt.with_user(None)
+                target = nxt
             else:
                 return done(False, status, "snapshot_error", f"more than {MAX_REDIRECTS} redirects")
     except TimeoutError:
@@ -138,7 +168,7 @@ async def fetch(session: HttpClient, url: str, *, username: str | None, password
     except ssl.SSLError as exc:  # before OSError, of which it is one
         return done(False, status, "snapshot_error", f"TLS: {exc.reason or exc}")
     except (OSError, DigestError, ValueError) as exc:
-        # ValueError: yarl refuses some URIs (a port out of range, a bad host) this way; NotHttp
+        # ValueError: urllib refuses some URIs (a port out of range, a bad host) this way; NotHttp
         # is one too (an answer that is not HTTP); Disconnected is an OSError
         return done(False, status, "snapshot_error", f"{type(exc).__name__}: {exc}")
     if status == 401:
