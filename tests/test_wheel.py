@@ -155,9 +155,19 @@ def test_the_wheel_holds_every_module_and_data_file_of_the_packages_and_nothing_
     code = {n for n in names if not n.startswith("wardwatch-")}
     assert sorted(code - expected) == []  # no tests, no stray build products
     meta = zipfile.ZipFile(built.wheel).read(f"wardwatch-{packaging.version()}.dist-info/entry_points.txt").decode()
-    for script in ("wardwatch-agent = wardwatch.agent.core.cli:main",
-                   "wardwatch-collector = wardwatch.collector.cli:main"):
+    for script in ("wardwatch-agent = wardwatch.entry:agent", "wardwatch-collector = wardwatch.entry:collector"):
         assert script in meta
+
+
+def test_the_other_sides_command_says_which_extra_it_needs(agent_bin: Path, collector_bin: Path) -> None:
+    """Both installs get every console script; the one whose extra is missing says so in one line."""
+    for bin_dir, prog, extra in ((agent_bin, "wardwatch-collector", "collector"),
+                                 (collector_bin, "wardwatch-agent", "agent"),
+                                 (agent_bin, "wardwatch-sim", "sim")):
+        proc = subprocess.run([str(bin_dir / prog), "--version"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr  # one line, no traceback
+        assert proc.stderr.startswith(f"{prog}: the ") and f"pip install 'wardwatch[{extra}]'" in proc.stderr
 
 
 def test_the_sdist_carries_the_configs_docs_and_readme(built: Built) -> None:
