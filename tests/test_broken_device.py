@@ -36,10 +36,11 @@ def switches(tmp_path: Path) -> Iterator[Service]:
         yield sim
 
 
-def test_one_bad_value_is_counted_not_a_down_device(tmp_path: Path, switches: Service) -> None:
+def test_one_bad_value_is_counted_not_a_down_device(tmp_path: Path, switches: Service, mosquitto: Service) -> None:
     good, broken = switches.agents  # type: ignore[attr-defined]
     cfg = write_yaml(tmp_path / "agent.yaml", {
         "agent": {"id": "a1", "ward": "cam-nam"},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},  # check tries the broker too
         "outbox": {"path": str(tmp_path / "outbox.db")},
         "auth": {"v2c": {"snmp": {"version": "2c", "community": "public"}}},
         "devices": [

@@ -20,9 +20,10 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield svc
 
 
-def agent_config(tmp_path: Path, snmpd: Service, *, v3_key: str = "authpass123") -> Path:
+def agent_config(tmp_path: Path, snmpd: Service, broker: Service, *, v3_key: str = "authpass123") -> Path:
     return write_yaml(tmp_path / "agent.yaml", {
         "agent": {"id": "snmpd-test", "ward": "cam-pho"},
+        "mqtt": {"host": broker.host, "port": broker.port},  # check tries the broker too
         "outbox": {"path": str(tmp_path / "outbox.db")},
         "auth": {
             "v2c": {"snmp": {"version": "2c", "community": "public"}},
@@ -44,8 +45,8 @@ def check(cfg: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_check_polls_v2c_and_v3_authpriv(tmp_path: Path, snmpd: Service) -> None:
-    proc = check(agent_config(tmp_path, snmpd))
+def test_check_polls_v2c_and_v3_authpriv(tmp_path: Path, snmpd: Service, mosquitto: Service) -> None:
+    proc = check(agent_config(tmp_path, snmpd, mosquitto))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:] if line.startswith("sw-")}
     assert rows["sw-v2c"][3:6] == ["v2c", "up", "ward-sw-test"]
@@ -53,8 +54,8 @@ def test_check_polls_v2c_and_v3_authpriv(tmp_path: Path, snmpd: Service) -> None
     assert "2 of 2 devices answered" in proc.stdout
 
 
-def test_wrong_v3_key_is_an_auth_error(tmp_path: Path, snmpd: Service) -> None:
-    proc = check(agent_config(tmp_path, snmpd, v3_key="wrong-key-123"))
+def test_wrong_v3_key_is_an_auth_error(tmp_path: Path, snmpd: Service, mosquitto: Service) -> None:
+    proc = check(agent_config(tmp_path, snmpd, mosquitto, v3_key="wrong-key-123"))
     assert proc.returncode == 1
     row = next(line for line in proc.stdout.splitlines() if line.startswith("sw-v3"))
     assert row.split()[4] == "auth", proc.stdout

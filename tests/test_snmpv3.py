@@ -46,9 +46,11 @@ def two_snmpds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Servi
         a.stop()
 
 
-def check(tmp_path: Path, a: Service, b: Service, *, key_a: str = "sha256-key-A") -> subprocess.CompletedProcess[str]:
+def check(tmp_path: Path, a: Service, b: Service, *, key_a: str = "sha256-key-A",
+          broker: Service | None = None) -> subprocess.CompletedProcess[str]:
     cfg = write_yaml(tmp_path / "agent.yaml", {
         "agent": {"id": "v3-test", "ward": "cam-pho"},
+        **({"mqtt": {"host": broker.host, "port": broker.port}} if broker else {}),  # check tries the broker too
         "outbox": {"path": str(tmp_path / "outbox.db")},
         "auth": {
             "v3-a": {"snmp": {"version": "3", "user": "mon", "auth_protocol": "SHA256", "auth_key": key_a,
@@ -71,8 +73,9 @@ def rows(out: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("sw-")}
 
 
-def test_same_user_name_with_different_keys_on_two_devices(tmp_path: Path, two_snmpds: tuple[Service, Service]) -> None:
-    proc = check(tmp_path, *two_snmpds)
+def test_same_user_name_with_different_keys_on_two_devices(tmp_path: Path, two_snmpds: tuple[Service, Service],
+                                                           mosquitto: Service) -> None:
+    proc = check(tmp_path, *two_snmpds, broker=mosquitto)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = rows(proc.stdout)
     assert got["sw-a"][3:6] == ["v3", "up", "snmpd-sha-256"]  # SHA-256 authPriv
@@ -80,8 +83,8 @@ def test_same_user_name_with_different_keys_on_two_devices(tmp_path: Path, two_s
 
 
 def test_wrong_sha256_key_is_auth_and_the_other_device_still_answers(
-        tmp_path: Path, two_snmpds: tuple[Service, Service]) -> None:
-    proc = check(tmp_path, *two_snmpds, key_a="not-the-key-A")
+        tmp_path: Path, two_snmpds: tuple[Service, Service], mosquitto: Service) -> None:
+    proc = check(tmp_path, *two_snmpds, key_a="not-the-key-A", broker=mosquitto)
     assert proc.returncode == 1
     got = rows(proc.stdout)
     assert got["sw-a"][4] == "auth", proc.stdout

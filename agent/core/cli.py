@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(show_config(cfg, sources) if args.show else f"{args.config}: valid", end="" if args.show else "\n")
         return 0
     if args.command == "check":
-        return asyncio.run(check(cfg, dirs))
+        return asyncio.run(check(cfg, dirs, args.config))
     if args.command == "discover":
         return run_discover(cfg, args, dirs)
     return asyncio.run(run(cfg))
@@ -120,8 +120,8 @@ def check_profiles(cfg: AgentConfig, dirs: list[Path]) -> None:
             raise ConfigError(f"devices[{i}].profile: unknown profile '{dev.profile}' (known: {known})")
 
 
-async def check(cfg: AgentConfig, dirs: list[Path]) -> int:
-    return await check_cmd.check(cfg, profile_dirs=dirs)
+async def check(cfg: AgentConfig, dirs: list[Path], source: Path | None = None) -> int:
+    return await check_cmd.check(cfg, profile_dirs=dirs, source=source)
 
 
 async def run(cfg: AgentConfig) -> int:
