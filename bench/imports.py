@@ -18,9 +18,8 @@ STACKS = [
     ("bare python", []),
     ("agent core (config, outbox, publisher, supervisor, app)", ["wardwatch.agent.core.app"]),
     ("+ SNMP v1/v2c poller (agent/snmp/udp.py)", ["wardwatch.agent.snmp.poller"]),
-    ("+ camera poller (aiohttp, lxml; agent/camera/soap.py)", ["wardwatch.agent.camera.poller"]),
+    ("+ camera poller (lxml; agent/camera/soap.py, http.py)", ["wardwatch.agent.camera.poller"]),
     ("+ SNMPv3 (pysnmp, agent/snmp/v3.py)", ["wardwatch.agent.snmp.v3"]),
-    ("+ onvif-zeep-async (discover only)", ["onvif.client", "zeep"]),
 ]
 PROBE = """
 import sys
