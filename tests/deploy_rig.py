@@ -161,7 +161,11 @@ class Unit:
             name=self.name, argv=["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv], host="127.0.0.1",
             port=0, run_dir=run, log_path=run / "journal.log", ready=is_ready, ready_timeout=timeout,
         )  # fmt: skip
-        self.service.start()
+        try:
+            self.service.start()
+        except BaseException:
+            self._close_notify()
+            raise
 
     def stop(self) -> int:
         """SIGTERM, as ``systemctl stop`` sends it; the exit status, within TimeoutStopSec."""
@@ -169,21 +173,24 @@ class Unit:
         unit = parse_unit(self.path)
         limit = _seconds(unit["Service"].get("TimeoutStopSec", ["90s"])[-1])
         proc = self.service.proc
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
+        self.service.terminate()  # SIGTERM to the PID
         deadline = time.monotonic() + limit
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if proc.poll() is None:
-            self.service.kill()
+        self.service.wait_or_kill(deadline)  # SIGKILL past TimeoutStopSec, as systemd does
+        if proc.returncode == -signal.SIGKILL:
+            self._close_notify()
             raise AssertionError(f"{self.name} did not stop within TimeoutStopSec={limit:g}s of SIGTERM")
+        self._close_notify()
+        return proc.returncode
+
+    def _close_notify(self) -> None:
         if self.notify is not None:
             self.notify.close()
             self.notify = None
         if self.notify_dir is not None:
             shutil.rmtree(self.notify_dir, ignore_errors=True)
             self.notify_dir = None
-        return proc.returncode
 
     def log(self) -> str:
         return self.service.log_tail(60) if self.service is not None else ""
