@@ -91,7 +91,8 @@ class Site:
         def to_root(text: str) -> str:
             text = text.replace("0.0.0.0:8883", f"127.0.0.1:{self.ports['mqtt']}")
             text = text.replace("mqtt.hoian.example", "127.0.0.1")
-            for port, name in (("8883", "mqtt"), ("8086", "influx"), ("8088", "rpc"), ("8080", "http")):
+            for port, name in (("8883", "mqtt"), ("8086", "influx"), ("8088", "rpc"), ("8080", "http"),
+                               ("8081", "engine_http")):
                 text = re.sub(rf"\b{port}\b", str(self.ports[name]), text)
             return MACHINE_PATHS.sub(lambda m: f"{root}/{m[1]}", text)
 
@@ -129,7 +130,9 @@ def site() -> Iterator[Site]:
         started.append(influx)
         sim = switch_sim(base / "sim", "sw-deploy")
         started.append(sim)
-        ports = {"mqtt": free_port(), "influx": influx.port, "rpc": influx.rpc_port, "http": free_port()}
+        ports = {"influx": influx.port, "rpc": influx.rpc_port}
+        for name in ("mqtt", "http", "engine_http"):  # handed out before anything binds them: all distinct
+            ports[name] = free_port(avoid=set(ports.values()))
         s = Site(base=base, influx=influx, sim=sim, ports=ports)
         try:
             yield s
@@ -292,6 +295,17 @@ def edit_collector(site: Site) -> None:
     _edit(site, "dc", "collector.yaml", change)
 
 
+def split_engine(site: Site) -> None:
+    def no_alerts(doc: dict[str, Any]) -> None:
+        del doc["alerts"]
+
+    def engine(doc: dict[str, Any]) -> None:
+        assert doc["http"]["port"] == site.ports["engine_http"] and "share_group" not in doc["mqtt"]
+
+    _edit(site, "dc", "collector.yaml", no_alerts)
+    _edit(site, "dc", "alert-engine.yaml", engine)
+
+
 def edit_agent(site: Site) -> None:
     def change(doc: dict[str, Any]) -> None:
         assert doc["agent"] == {"id": "cam-pho-1", "ward": "cam-pho"} and doc["mqtt"]["username"] == "cam-pho-1"
@@ -323,6 +337,13 @@ def readings_after_upgrade(site: Site) -> None:
                                               "AND device = 'cam-pho-1'"),
                     timeout=20, what=lambda: "the agent's self-metrics\n" + _logs(site))  # fmt: skip
     assert rows[-1]["dropped"] == 0
+    # The alert engine alone (wardwatch-collector-alerts.service) saw the box go for its
+    # upgrade and come back: agent_offline fired, then resolved.
+    states = wait_for(
+        lambda: {r["state"] for r in site.influx_admin("SELECT state FROM alert WHERE alertname = 'agent_offline' "
+                                                          "AND device = 'cam-pho-1'")} >= {"firing", "resolved"},
+        timeout=20, what=lambda: "agent_offline firing and resolved, from the engine alone\n" + _logs(site))
+    assert states
 
 
 def backups(site: Site) -> None:
@@ -336,6 +357,7 @@ def _logs(site: Site) -> str:
     return "\n".join(f"--- {k}\n{u.log()}" for k, u in site.units.items()) + "\n".join(site.log[-3:])
 
 
-HOOKS: dict[str, Callable[[Site], None]] = {"edit-collector": edit_collector, "edit-agent": edit_agent,
+HOOKS: dict[str, Callable[[Site], None]] = {"edit-collector": edit_collector, "split-engine": split_engine,
+                                            "edit-agent": edit_agent,
                                             "readings": readings, "readings-after-upgrade": readings_after_upgrade,
                                             "backups": backups}  # fmt: skip
