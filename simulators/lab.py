@@ -309,6 +309,21 @@ class Service:
         self.terminate()
         self.wait_or_kill(time.monotonic() + timeout)
 
+    def stop_with_code(self, timeout: float = 20.0) -> int:
+        """SIGTERM the PID and wait up to ``timeout`` s for its exit status (a clean stop is 0);
+        SIGKILL after that, and the status says so (-9)."""
+        self.terminate()
+        proc = self.proc
+        if proc is None:
+            raise ServiceError(f"{self.name}: never started")
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return proc.wait(timeout=10)
+        finally:
+            _LIVE.pop(id(self), None)
+
     def terminate(self) -> None:
         """Send SIGTERM and return at once: to stop several processes together, terminate
         them all, then :meth:`wait_or_kill` each against one deadline."""

@@ -154,12 +154,7 @@ def test_an_upgrade_over_a_full_outbox_delivers_every_reading_once(
             wait_for(lambda: outbox.exists() and outbox_seqs(outbox)[1] >= 2 * 5, timeout=30, interval=0.2,
                      what=lambda: f"5 polls of each switch in the outbox\n{agent.log_tail()}")
         finally:
-            agent.terminate()  # SIGTERM to its PID
-            assert agent.proc is not None
-            try:
-                code = agent.proc.wait(timeout=20)
-            finally:
-                agent.stop()
+            code = agent.stop_with_code()  # SIGTERM to its PID
         assert code == 0, agent.log_tail()
         shutil.copy(built_new.result()[0], house)
         collector_installed.result()

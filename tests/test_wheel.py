@@ -332,12 +332,7 @@ def test_installed_collector_serves_its_pages_and_stops_on_sigterm(
         assert status == 200 and "Cẩm Phô" in page, page[:500]  # the config's ward names, in the template
     finally:
         stopping = time.monotonic()
-        service.terminate()  # SIGTERM to its PID
-        assert service.proc is not None
-        try:
-            code = service.proc.wait(timeout=20)
-        finally:
-            service.stop()
+        code = service.stop_with_code()  # SIGTERM to its PID
     took = time.monotonic() - stopping
     assert code == 0, service.log_tail()
     assert took < 10, f"took {took:.1f} s to stop"
