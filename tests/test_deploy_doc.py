@@ -3,7 +3,11 @@ machine its marker names (``<!-- deploy-test: dc -->`` or ``box``), each machine
 that stands for its /etc, /opt, /var and /srv. Real Mosquitto (from broker-config, started
 from the unit it writes), InfluxDB 1.6 (auth on), the collector and an agent polling snmpsim,
 both installed with pip --no-index from a wheelhouse of the wheel built from this tree, with no
-network (unshare --net). The test never creates a user and never writes /etc, /opt or /var.
+network (unshare --net), and the alert engine alone. It checks that `check` passes, readings
+and the agent's self-metrics land in InfluxDB, the outbox survives the upgrade, the engine
+alone sees the box go and come back (agent_offline fired and resolved), the backups are
+written and every unit stops with exit 0 on SIGTERM within its TimeoutStopSec. The test never
+creates a user and never writes /etc, /opt or /var (a block that would is refused before it runs).
 
 What the test does instead of what it cannot:
 - ``apt-get install``: checks that the packages' programs are here; ``useradd``: nothing
