@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="Mosquitto config, CA and certificates, password file, ACL and credentials (docs/security.md)",
         description="Write DIR/mosquitto.conf (one TLS listener), DIR/tls/ (a private CA, the server certificate), "
-        "DIR/passwd, DIR/acl and DIR/credentials/{id}.yaml for every agent and collector of the inventory. "
+        "DIR/passwd, DIR/acl, DIR/credentials/{id}.yaml for every agent and collector of the inventory, "
+        "and DIR/wardwatch-mosquitto.service, a systemd unit. "
         "Run again, it keeps the CA and existing passwords; --rotate replaces them. Never prints a password.",
     )
     bc.add_argument("--inventory", required=True, type=Path, metavar="FILE",
@@ -221,7 +222,8 @@ def _broker_config(args: argparse.Namespace) -> int:
         return 1
     ca = "a new CA" if result.new_ca else "the CA kept"
     print(f"{result.out}: {len(result.users)} users; {ca}; {len(result.new_passwords)} new passwords; "
-          f"credentials in {result.out / 'credentials'} (0600). Start: mosquitto -c {result.out / 'mosquitto.conf'}")
+          f"credentials in {result.out / 'credentials'} (0600). Start: mosquitto -c {result.out / 'mosquitto.conf'}, "
+          f"or under systemd {result.out / 'wardwatch-mosquitto.service'} (docs/deploy.md)")
     return 0
 
 

@@ -37,8 +37,10 @@ SLOW_FIRST: Final = (
     "tests/test_delivery_share.py",  # 100 s
     "tests/test_reliability.py::",  # 45-90 s each
     "tests/test_fuzz.py",  # 95-160 s, CPU-bound
+    "tests/test_deploy_doc.py",  # 50-85 s: the deploy doc's every block on two roots
     "tests/test_upgrade.py",  # 45-60 s: two wheels built, two venvs installed offline, the agent run twice
     "tests/test_wheel.py",  # a module: 35-60 s, most of it the build and two offline installs
+    "tests/test_deploy_units.py",  # a module: 45-55 s, most of it an offline install into a tree
     "tests/test_web_browser.py",  # 60 s: 13 wards' agents and Chromium
     "tests/test_alerts_e2e.py",  # a class of five (2 min) and three rigs of their own (40-55 s each)
     "tests/test_snmp_faults.py",  # 25-50 s each
