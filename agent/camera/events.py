@@ -149,7 +149,8 @@ class EventCounts:
 class PullPoint:
     """One camera's PullPoint subscription."""
 
-    def __init__(self, client: SoapClient, *, lifetime_s: float, pull_wait_s: float) -> None:
+    def __init__(self, client: SoapClient, *, lifetime_s: float, pull_wait_s: float, device: str = "") -> None:
+        self.device = device or client.host  # the camera's id in log lines (logs.py lifts it)
         self.client = client
         self.lifetime_s = lifetime_s
         self.pull_wait_s = pull_wait_s
@@ -192,7 +193,7 @@ class PullPoint:
         self.address = str(address).strip()
         self.created += 1
         self._expiry(answer)
-        log.debug("camera %s: subscribed at %s", self.client.host, self.address)
+        log.debug("camera %s: subscribed at %s", self.device, self.address)
 
     async def renew(self) -> None:
         assert self.address is not None
@@ -214,7 +215,7 @@ class PullPoint:
                 ev = parse_message(m)
             except ODD_SHAPE as exc:
                 self.skipped += 1
-                log.debug("camera %s: unreadable event message: %s: %s", self.client.host, type(exc).__name__, exc)
+                log.debug("camera %s: unreadable event message: %s: %s", self.device, type(exc).__name__, exc)
                 continue
             if ev is not None:
                 out.append(ev)
@@ -223,7 +224,7 @@ class PullPoint:
     def drop(self, why: str) -> None:
         why = clean(why, limit=MAX_FIELD)
         if self.address is not None:
-            log.info("camera %s: event subscription lost: %s", self.client.host, why)
+            log.info("camera %s: event subscription lost: %s", self.device, why)
         self.address = None
         self.last_error = why
 
@@ -271,7 +272,7 @@ class PullPoint:
         try:
             await self.client.unsubscribe(address)
         except DeviceError as exc:
-            log.debug("camera %s: Unsubscribe: %s", self.client.host, exc)
+            log.debug("camera %s: Unsubscribe: %s", self.device, exc)
 
 
 def _when(value: Any) -> dt.datetime | None:

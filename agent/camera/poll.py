@@ -267,7 +267,8 @@ async def poll_camera(cam: CameraSession, *, http: HttpClient, ports: PortStates
         if authed and opt.events and st.answered_polls > 1 and client.has_events:
             if st.events is None:
                 wait = min(1.0, dev.timeout / 2)
-                st.events = PullPoint(client, lifetime_s=max(60.0, 3 * dev.interval), pull_wait_s=wait)
+                st.events = PullPoint(client, lifetime_s=max(60.0, 3 * dev.interval), pull_wait_s=wait,
+                                      device=dev.id)
             events = await st.events.step()
             events_ms = round((time.monotonic() - health_done) * 1000, 1)
             for ev in events:
