@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import os
 import re
-import shutil
 import socket
 import sqlite3
 import ssl
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -399,31 +398,32 @@ def test_check_while_the_agent_holds_the_outbox(tmp_path: Path, broker: Broker, 
         assert db.execute("SELECT count(*) FROM batches").fetchone() == (2,)
 
 
-def test_as_a_user_without_rights(broker: Broker, sim: Service) -> None:
-    """Not root: the mode bits count, and ICMP needs CAP_NET_RAW or ping_group_range."""
-    base = Path(tempfile.mkdtemp(prefix="ww-check-"))  # world-readable, for user nobody
-    try:
-        base.chmod(0o755)
-        (base / "state").mkdir(mode=0o755)  # root's
-        password = (broker.dir / "credentials" / f"{AGENT}.password").read_text().strip()
-        mqtt = {"host": LOOPBACK, "port": broker.plain_port, "tls": False, "username": AGENT, "password": password}
-        cfg = agent_config(base, sim, mqtt)
-        cfg.chmod(0o644)
-        code, out, _ = run_check(cfg, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-        assert code == 1, out
-        lines = setup_lines(out)
-        state, text, hint = lines["outbox"]
-        assert state == "FAIL" and f"{base / 'state'}: nobody cannot write there (Permission denied)" == text, out
-        assert "chown" in hint
-        low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
-        if low <= 65534 <= high:  # unprivileged ICMP sockets for everybody
-            assert lines["icmp"][0] == "ok", out
-        else:
-            assert lines["icmp"][0] == "warn" and "CAP_NET_RAW" in lines["icmp"][2], out
-        assert broker_steps(out) == ["tcp", "plain", "login", "acl"] and lines["broker acl"][0] == "ok", out
-        assert password not in out
-    finally:
-        shutil.rmtree(base)
+def test_as_a_user_without_rights(tmp_path: Path, broker: Broker, sim: Service) -> None:
+    """Without the rights the service user lacks: the mode bits count, and ICMP needs CAP_NET_RAW or
+    ping_group_range. The check runs as root stripped of the capabilities that pass over mode bits
+    and of CAP_NET_RAW (setpriv's bounding set), against a state directory someone else owns:
+    the same answers as for another user, from a checkout of any mode (CI's clone is 0700, which
+    user nobody could not even read the venv from)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    os.chown(state, 65534, 65534)
+    password = (broker.dir / "credentials" / f"{AGENT}.password").read_text().strip()
+    mqtt = {"host": LOOPBACK, "port": broker.plain_port, "tls": False, "username": AGENT, "password": password}
+    cfg = agent_config(tmp_path, sim, mqtt)
+    code, out, _ = run_check(cfg, "setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner,-net_raw",
+                             "--inh-caps", "-all", "--")
+    assert code == 1, out
+    lines = setup_lines(out)
+    st, text, hint = lines["outbox"]
+    assert st == "FAIL" and f"{state}: root cannot write there (Permission denied)" == text, out
+    assert "chown" in hint
+    low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
+    if low <= os.getgid() <= high:  # unprivileged ICMP sockets for this group
+        assert lines["icmp"][0] == "ok", out
+    else:
+        assert lines["icmp"][0] == "warn" and "CAP_NET_RAW" in lines["icmp"][2], out
+    assert broker_steps(out) == ["tcp", "plain", "login", "acl"] and lines["broker acl"][0] == "ok", out
+    assert password not in out
 
 
 def test_batches_waiting_for_hours_are_a_warning(tmp_path: Path, broker: Broker, sim: Service) -> None:
