@@ -56,20 +56,23 @@ from wardwatch.simulators.lab import InfluxService, Service, free_port, start_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "deploy.md"
-MARKER = re.compile(r"<!-- deploy-test: (?P<on>dc|box)(?:; then: (?P<then>[\w-]+))? -->\n```sh\n(?P<body>.*?)```",
-                    re.S)  # fmt: skip
+# <!-- deploy-test: MACHINE[; before: HOOK][; then: HOOK] -->: a hook the test runs before
+# (what the page says happens beforehand, e.g. a new wheelhouse) or after the block.
+MARKER = re.compile(r"<!-- deploy-test: (?P<on>dc|box)(?:; before: (?P<before>[\w-]+))?"
+                    r"(?:; then: (?P<then>[\w-]+))? -->\n```sh\n(?P<body>.*?)```", re.S)  # fmt: skip
 MACHINE_PATHS = re.compile(r"(?<![\w./])/(etc|opt|var|srv)(?=/)")
 LEFT_OVER = re.compile(r"(?<![\w./])/(etc|opt|var|srv|root|home)(/|\b)")
 HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
 # What apt-get install would give, as programs on this machine.
 PACKAGES = {"python3-venv": "python3", "mosquitto": "mosquitto", "influxdb": "influxd", "influxdb-client": "influx",
             "sqlite3": "sqlite3", "curl": "curl"}  # fmt: skip
+NEXT = "99.0.0"  # the version of the release the page's upgrade installs
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def blocks() -> list[tuple[str, str | None, str]]:
+def blocks() -> list[tuple[str, str | None, str | None, str]]:
     text = DOC.read_text()
-    found = [(m["on"], m["then"], m["body"]) for m in MARKER.finditer(text)]
+    found = [(m["on"], m["before"], m["then"], m["body"]) for m in MARKER.finditer(text)]
     assert len(found) == text.count("```sh\n"), "every ```sh block of docs/deploy.md needs a deploy-test marker"
     return found
 
@@ -85,6 +88,7 @@ class Site:
     units: dict[tuple[str, str], deploy_rig.Unit] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     outbox_inode: int = 0
+    next_wheel: Path | None = None  # the next release, for step 5
 
     def root(self, machine: str) -> Path:
         return self.base / machine
@@ -125,6 +129,7 @@ def site() -> Iterator[Site]:
     started: list[Service] = []
     try:
         wheel, _ = packaging.build(base / "build")
+        next_wheel, _ = packaging.build(base / "build-next", as_version=NEXT)
         for machine in ("dc", "box"):
             (base / machine).mkdir(mode=0o755)
             (base / machine / "etc" / "systemd" / "system").mkdir(parents=True)  # what a Debian machine has
@@ -137,7 +142,7 @@ def site() -> Iterator[Site]:
         ports = {"influx": influx.port, "rpc": influx.rpc_port}
         for name in ("mqtt", "http", "engine_http"):  # handed out before anything binds them: all distinct
             ports[name] = free_port(avoid=set(ports.values()))
-        s = Site(base=base, influx=influx, sim=sim, ports=ports)
+        s = Site(base=base, influx=influx, sim=sim, ports=ports, next_wheel=next_wheel)
         try:
             yield s
         finally:
@@ -152,7 +157,9 @@ def site() -> Iterator[Site]:
 
 def test_docs_deploy_md_followed_on_loopback(site: Site) -> None:
     t0 = time.monotonic()
-    for on, then, body in blocks():
+    for on, before, then, body in blocks():
+        if before is not None:
+            HOOKS[before](site)
         for kind, text in segments(body):
             if kind == "sh":
                 run_sh(site, on, text)
@@ -330,8 +337,17 @@ def readings(site: Site) -> None:
     site.outbox_inode = outbox.stat().st_ino
 
 
+def new_wheelhouse(site: Site) -> None:
+    """Step 5's "build a new wheelhouse and copy it": the next release's wheel in the box's."""
+    assert site.next_wheel is not None
+    shutil.copy(site.next_wheel, site.root("box") / "srv/wardwatch-wheelhouse")
+
+
 def readings_after_upgrade(site: Site) -> None:
     since = int(time.time() * 1000)
+    version = subprocess.run([str(site.root("box") / "opt/wardwatch/bin/wardwatch-agent"), "--version"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+    assert version == ["wardwatch-agent", NEXT], f"the upgrade did not install the new wheel: {version}"
     outbox = site.root("box") / "var/lib/wardwatch/outbox.db"
     assert outbox.stat().st_ino == site.outbox_inode, "the upgrade replaced the outbox"
     wait_for(lambda: site.influx_admin(f"SELECT up FROM device_status WHERE device = 'sw-core' AND time > {since}ms"),
@@ -363,5 +379,6 @@ def _logs(site: Site) -> str:
 
 HOOKS: dict[str, Callable[[Site], None]] = {"edit-collector": edit_collector, "split-engine": split_engine,
                                             "edit-agent": edit_agent,
-                                            "readings": readings, "readings-after-upgrade": readings_after_upgrade,
+                                            "readings": readings, "new-wheelhouse": new_wheelhouse,
+                                            "readings-after-upgrade": readings_after_upgrade,
                                             "backups": backups}  # fmt: skip
