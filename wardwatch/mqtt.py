@@ -15,7 +15,7 @@ from typing import Any, Final
 from paho.mqtt.client import PUBACK, Client, MQTTv5
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from wardwatch.config import MqttSection, is_loopback
+from wardwatch.config import MqttSection, TlsSection, is_loopback
 
 log = logging.getLogger(__name__)
 _warned_clear: set[str] = set()
@@ -88,14 +88,21 @@ def make_client(cfg: MqttSection, *, client_id: str, manual_ack: bool = False, f
         log.warning("mqtt.tls is false: the connection to %s:%d, its login and every message go in clear",
                     cfg.host, cfg.port)
     if cfg.tls:
-        client.tls_set(
-            ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        client.tls_insecure_set(cfg.tls.insecure)
+        client.tls_set_context(tls_context(cfg.tls))
     return client
+
+
+def tls_context(tls: TlsSection) -> ssl.SSLContext:
+    """The client side of ``mqtt.tls``: the broker's certificate must chain to ``ca_file``
+    (the system's CAs without it) and name ``mqtt.host`` unless ``insecure``; the client
+    certificate when one is given. Raises OSError or ssl.SSLError for a file that does not
+    load. The agent's ``check`` verifies with this same context (agent/core/preflight.py)."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    if tls.insecure:
+        context.check_hostname = False
+    return context
 
 
 def describe(cfg: MqttSection) -> str:

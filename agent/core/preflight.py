@@ -47,7 +47,7 @@ from wardwatch.agent.core.config import AgentConfig, AgentMqtt, AgentSection
 from wardwatch.agent.core.icmp import Pinger
 from wardwatch.agent.core.outbox import Outbox, OutboxError
 from wardwatch.config import TlsSection, is_loopback
-from wardwatch.mqtt import make_client
+from wardwatch.mqtt import make_client, tls_context
 from wardwatch.redact import redact
 
 if TYPE_CHECKING:
@@ -319,7 +319,8 @@ def _resolve(ctx: _Ctx) -> list[Info] | None:
     return infos
 
 
-def _connect(ctx: _Ctx, infos: list[Info]) -> socket.socket | None:
+def _open(infos: list[Info]) -> tuple[socket.socket | None, list[OSError]]:
+    """A TCP connection to the first of ``infos`` that takes one (STEP s each); the errors."""
     errors: list[OSError] = []
     for family, kind, proto, sa in infos:
         sock = socket.socket(family, kind, proto)
@@ -330,7 +331,15 @@ def _connect(ctx: _Ctx, infos: list[Info]) -> socket.socket | None:
             sock.close()
             errors.append(err)
             continue
-        ctx.add("ok", "tcp", f"connected to {sa[0]} port {sa[1]}")
+        return sock, errors
+    return None, errors
+
+
+def _connect(ctx: _Ctx, infos: list[Info]) -> socket.socket | None:
+    sock, errors = _open(infos)
+    if sock is not None:
+        addr, port = sock.getpeername()[:2]
+        ctx.add("ok", "tcp", f"connected to {addr} port {port}")
         return sock
     exc = errors[0]
     port = ctx.mqtt.port
@@ -377,15 +386,7 @@ def _speaks_mqtt(sock: socket.socket) -> bool:
 
 
 def _fresh(infos: list[Info]) -> socket.socket | None:
-    for family, kind, proto, sa in infos:
-        sock = socket.socket(family, kind, proto)
-        sock.settimeout(STEP)
-        try:
-            sock.connect(sa)
-            return sock
-        except OSError:
-            sock.close()
-    return None
+    return _open(infos)[0]
 
 
 def _speaks_tls(infos: list[Info], host: str) -> x509.Certificate | None:
@@ -434,17 +435,6 @@ def _plain(ctx: _Ctx, sock: socket.socket, infos: list[Info]) -> bool:
                    "is mqtt.port the broker's MQTT listener, and is it Mosquitto there?")
 
 
-def _tls_context(tls: TlsSection) -> ssl.SSLContext:
-    """As wardwatch.mqtt.make_client's paho tls_set: CERT_REQUIRED, the host name checked
-    unless ``insecure``; raises OSError or ssl.SSLError for files that do not load."""
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    if tls.insecure:
-        context.check_hostname = False
-    return context
-
-
 _HOST_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 _EXPIRED, _NOT_YET = 10, 9
 _UNTRUSTED = (2, 18, 19, 20, 21, 24)  # no issuer, self-signed, untrusted chain
@@ -455,7 +445,7 @@ def _tls(ctx: _Ctx, sock: socket.socket, infos: list[Info], tls: TlsSection) -> 
     wrong_ca = (f"tls.ca_file must be the ca.pem {BROKER_CONFIG} wrote for this broker (its tls/ca.pem); after a "
                 "--rotate there, copy the new one")  # fmt: skip
     try:
-        context = _tls_context(tls)
+        context = tls_context(tls)
     except (OSError, ssl.SSLError) as exc:
         what = f"tls.ca_file {tls.ca_file}" if tls.ca_file and not Path(tls.ca_file).is_file() else (
             "tls.ca_file, tls.cert_file or tls.key_file")
